@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs everything runscope needs to build, test and benchmark on Debian 12 / Ubuntu 22.04+.
+# Idempotent: packages already present are left as they are.
+set -eu
+PACKAGES="build-essential cmake pkg-config git ca-certificates
+  libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev libtomlplusplus-dev libspdlog-dev
+  libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev googletest
+  clang libclang-rt-dev systemd dbus util-linux procps python3"
+missing=""
+for p in $PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi

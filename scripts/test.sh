@@ -1,0 +1,39 @@
+#!/bin/bash
+# Sets up, builds and runs every runscope test layer. This is the command README.md gives and
+# .ci/run calls. Needs root for the host and systemd layers (they skip with a reason otherwise).
+#   scripts/test.sh            everything: unit, host, systemd, then ASan+UBSan and TSan builds
+#   scripts/test.sh --quick    the plain build only (for development)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
+JOBS=$(nproc)
+
+scripts/setup.sh
+
+# build_and_test DIR CMAKE_ARGS... : configures, builds and runs the unit, host and systemd layers.
+build_and_test() {
+  local dir=$1; shift
+  echo "=== build $dir ($*)"
+  cmake -S . -B "$dir" -DRUNSCOPE_BENCH=OFF "$@" >/dev/null
+  cmake --build "$dir" -j"$JOBS"
+  echo "=== $dir: unit tests"
+  ctest --test-dir "$dir" -L '^unit$' -j"$JOBS" --output-on-failure
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "=== $dir: host tests (real cgroupfs)"
+    ctest --test-dir "$dir" -L '^host$' --output-on-failure
+    if [ -x tests/systemd/run-contained.sh ] && [ -e "$dir/tests/runscope_systemd_tests" ]; then
+      echo "=== $dir: systemd tests (contained systemd)"
+      tests/systemd/run-contained.sh "$dir"
+    fi
+  else
+    echo "=== $dir: host and systemd tests SKIPPED: they need root (real cgroupfs, a contained systemd)"
+  fi
+}
+
+build_and_test build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [ "$QUICK" -eq 0 ]; then
+  build_and_test build-asan -DCMAKE_BUILD_TYPE=Debug -DRUNSCOPE_ASAN=ON
+  TSAN_OPTIONS="halt_on_error=1" build_and_test build-tsan -DCMAKE_BUILD_TYPE=Debug -DRUNSCOPE_TSAN=ON
+fi
+echo "=== all test layers passed"

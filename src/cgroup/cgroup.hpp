@@ -1,0 +1,86 @@
+// The contract between the task runner (driver/) and whatever confines a task: the cgroupfs
+// backends here (v1/hybrid and v2) and the systemd scope backend (systemd/).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "common/cpuset.hpp"
+#include "common/task_id.hpp"
+
+namespace runscope::cgroup {
+
+struct Limits {
+  std::optional<std::uint64_t> memory_max;  // bytes
+  std::optional<std::uint64_t> cpu_weight;  // 1..10000, v2 scale; v1 maps it to cpu.shares
+  std::optional<std::uint64_t> pids_max;
+  std::optional<CpuSet> cpuset;
+  bool empty() const { return !memory_max && !cpu_weight && !pids_max && !cpuset; }
+};
+
+struct Stats {
+  std::chrono::microseconds cpu_user{0};
+  std::chrono::microseconds cpu_system{0};
+  std::optional<std::uint64_t> memory_current;
+  std::optional<std::uint64_t> memory_peak;
+  std::optional<std::uint64_t> pids_current;
+  std::uint64_t oom_kills = 0;
+};
+
+enum class KillMethod {
+  automatic,    // cgroup.kill where the kernel has it, else freeze-kill-thaw
+  freeze,       // always freeze, SIGKILL every pid, thaw
+  cgroup_kill,  // v2 cgroup.kill only; Error(unsupported) where missing
+};
+
+// One task's confinement. Owning: the destructor kills what is left and removes the cgroup(s),
+// best effort and without throwing, so no error path leaves anything behind.
+class TaskCgroup {
+ public:
+  virtual ~TaskCgroup() = default;
+
+  // v2 cgroupfs: a directory fd for clone3(CLONE_INTO_CGROUP), so the child starts inside.
+  // Elsewhere -1: the runner forks the child held on a pipe and calls place() before releasing it.
+  virtual int clone_into_fd() const { return -1; }
+
+  // Moves a held (not yet exec'd) child in; returns only once the kernel lists it in every
+  // hierarchy this cgroup spans. Throws on failure; the caller then kills the child.
+  virtual void place(pid_t pid) = 0;
+
+  virtual std::vector<pid_t> pids() const = 0;  // every process, all hierarchies, deduplicated
+  virtual bool populated() const = 0;
+
+  // SIGKILL everything with no survivors (pids.max=0 first where present), then wait until
+  // empty. Always thaws, also on error. Throws Error(timeout) if not empty by the deadline.
+  virtual void kill_all(const Deadline& deadline, KillMethod method = KillMethod::automatic) = 0;
+
+  // kill_all, then remove the cgroup(s); idempotent. After it, the destructor does nothing.
+  virtual void destroy(const Deadline& deadline) = 0;
+
+  // Live change of the cpuset (cpuset reconciler). Never called with an empty set.
+  virtual void set_cpuset(const CpuSet& cpus) = 0;
+
+  virtual Stats stats() const = 0;
+
+  // For humans and `inspect`: the cgroup path(s) or the unit name.
+  virtual std::string location() const = 0;
+};
+
+// Makes TaskCgroups for one manager ("cgroupfs" or "systemd").
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string manager_name() const = 0;
+  // Creates (or, for systemd, prepares) the task's cgroup with its limits applied. A limit whose
+  // controller is missing throws Error(unsupported) naming the controller, leaving nothing made.
+  virtual std::unique_ptr<TaskCgroup> create(const TaskId& id, const Limits& limits) = 0;
+};
+
+}  // namespace runscope::cgroup

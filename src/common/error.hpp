@@ -1,0 +1,43 @@
+// runscope's one error policy: failures are thrown as runscope::Error (or a subclass),
+// carrying a kind (which maps to exit codes and D-Bus error names) and a message that
+// names the file, field or value at fault. Destructors and cleanup paths never throw.
+#pragma once
+
+#include <cerrno>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace runscope {
+
+enum class ErrorKind {
+  invalid_argument,  // bad user input: names, specs, CLI values
+  config,            // bad configuration file (exit 78, EX_CONFIG)
+  not_found,         // a task, file, binary or unit that does not exist
+  unsupported,       // the host lacks what was asked for (a controller, a manager)
+  conflict,          // already exists / in the wrong state
+  resources,         // not enough cores or similar
+  permission,        // denied uid, not root
+  timeout,           // a deadline passed
+  system,            // a syscall failed; errno is set
+  bus,               // D-Bus or systemd said no
+};
+
+std::string_view to_string(ErrorKind kind);
+
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorKind kind, const std::string& message, int err = 0)
+      : std::runtime_error(message), kind_(kind), errno_(err) {}
+  ErrorKind kind() const noexcept { return kind_; }
+  int error_number() const noexcept { return errno_; }
+
+ private:
+  ErrorKind kind_;
+  int errno_;
+};
+
+// Throws Error(system) with "<what>: <strerror(err)>".
+[[noreturn]] void throw_system_error(const std::string& what, int err = errno);
+
+}  // namespace runscope
