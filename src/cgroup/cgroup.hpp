@@ -17,7 +17,16 @@
 
 namespace runscope::cgroup {
 
+// Where a task's CPUs come from. `none`: its own cpuset (Limits::cpuset) or the parent's.
+// With the cpuset reconciler: `shared` tasks all follow one partition (v1: they join the single
+// cgroup <parent>/shared in the cpuset hierarchy; v2: <parent>/shared/<name>; systemd: the
+// runscope-shared.slice), `reserved` tasks get <parent>/reserved/<name> (systemd:
+// runscope-reserved.slice) with Limits::cpuset as their exclusive cores. The backend creates a
+// missing partition folder (copying cpus/mems from its parent on v1); the reconciler owns its cpus.
+enum class CpuPartition { none, shared, reserved };
+
 struct Limits {
+  CpuPartition partition = CpuPartition::none;
   std::optional<std::uint64_t> memory_max;  // bytes
   std::optional<std::uint64_t> cpu_weight;  // 1..10000, v2 scale; v1 maps it to cpu.shares
   std::optional<std::uint64_t> pids_max;
