@@ -76,6 +76,12 @@ std::uint64_t cg_weight_to_shares(std::uint64_t weight) {
   return std::clamp<std::uint64_t>(weight * 1024 / 100, 2, 262144);
 }
 
+void cg_check_parent(const fs::path& parent) {
+  for (const auto& part : parent) {
+    if (part == "..") throw Error(ErrorKind::invalid_argument, "cgroup parent '" + parent.string() + "' contains '..'");
+  }
+}
+
 std::vector<fs::path> cg_make_path(const CgroupFsOps& ops, const fs::path& base, const fs::path& relative) {
   std::vector<fs::path> made;
   fs::path current = base;

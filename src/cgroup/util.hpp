@@ -39,6 +39,10 @@ bool cg_poll_until(const Deadline& deadline, const std::function<bool()>& done);
 // Throws Error(invalid_argument) for a weight outside 1..10000.
 std::uint64_t cg_weight_to_shares(std::uint64_t weight);
 
+// Throws Error(invalid_argument) naming the parent when it has a ".." component (it could
+// otherwise reach outside the hierarchy).
+void cg_check_parent(const std::filesystem::path& parent);
+
 // mkdir -p below `base` (which must exist) with the kernel seam; returns the folders it made,
 // outermost first. Throws Error(system) naming the path; on failure removes what it made.
 struct CgroupFsOps;
