@@ -12,7 +12,7 @@
 #include <sstream>
 #include <thread>
 
-namespace runscope::testing {
+namespace runscope::systemd_testing {
 
 bool inside_contained_systemd() {
   const char* v = std::getenv("RUNSCOPE_CONTAINED_SYSTEMD");
@@ -123,4 +123,4 @@ std::string run_command(const std::string& command) {
   return out;
 }
 
-}  // namespace runscope::testing
+}  // namespace runscope::systemd_testing

@@ -11,13 +11,13 @@
 
 #include "common/fd.hpp"
 
-namespace runscope::testing {
+namespace runscope::systemd_testing {
 
 bool inside_contained_systemd();
 
 #define RUNSCOPE_REQUIRE_CONTAINED_SYSTEMD()                                                          \
   do {                                                                                                \
-    if (!::runscope::testing::inside_contained_systemd())                                             \
+    if (!::runscope::systemd_testing::inside_contained_systemd())                                             \
       GTEST_SKIP() << "needs a contained systemd: run tests/systemd/run-contained.sh BUILD_DIR as root"; \
   } while (0)
 
@@ -59,4 +59,4 @@ std::string unified_line(const std::string& proc_cgroup);
 // Runs a shell command, returns its stdout; fails the test on a non-zero status.
 std::string run_command(const std::string& command);
 
-}  // namespace runscope::testing
+}  // namespace runscope::systemd_testing

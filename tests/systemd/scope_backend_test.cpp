@@ -14,12 +14,12 @@ namespace runscope::systemd {
 namespace {
 
 using cgroup::Limits;
-using runscope::testing::AfterRelease;
-using runscope::testing::eventually;
-using runscope::testing::HeldChild;
-using runscope::testing::run_command;
-using runscope::testing::unified_line;
-using runscope::testing::unique_name;
+using runscope::systemd_testing::AfterRelease;
+using runscope::systemd_testing::eventually;
+using runscope::systemd_testing::HeldChild;
+using runscope::systemd_testing::run_command;
+using runscope::systemd_testing::unified_line;
+using runscope::systemd_testing::unique_name;
 using namespace std::chrono_literals;
 
 class ASystemdBackend : public ::testing::Test {

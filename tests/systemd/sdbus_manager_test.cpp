@@ -13,10 +13,10 @@
 namespace runscope::systemd {
 namespace {
 
-using runscope::testing::AfterRelease;
-using runscope::testing::HeldChild;
-using runscope::testing::unique_name;
-using runscope::testing::unified_line;
+using runscope::systemd_testing::AfterRelease;
+using runscope::systemd_testing::HeldChild;
+using runscope::systemd_testing::unique_name;
+using runscope::systemd_testing::unified_line;
 
 std::set<int> socket_fds() {
   std::set<int> fds;
@@ -53,7 +53,7 @@ TEST(ASdbusSystemdManager, StartsAScopeAndReturnsOnlyOnceItsJobIsDone) {
   child.release();
   EXPECT_EQ(unified_line(child.first_report()), "/runscope.slice/" + unit);
   manager.stop_unit(unit);
-  EXPECT_TRUE(runscope::testing::eventually([&] { return manager.list_units_by_patterns({}, {unit}).empty(); }));
+  EXPECT_TRUE(runscope::systemd_testing::eventually([&] { return manager.list_units_by_patterns({}, {unit}).empty(); }));
 }
 
 TEST(ASdbusSystemdManager, StoppingAnUnknownUnitIsNotAnError) {
