@@ -92,6 +92,7 @@ class ScopeCgroup final : public cgroup::TaskCgroup {
   std::optional<cgroup::V2Dir> dir_;  // the scope's own cgroup folder, once placed
   bool placed_ = false;
   bool destroyed_ = false;
+  bool name_taken_ = false;  // the name belongs to a unit that is not ours: never stop or reset it
 };
 
 void ScopeCgroup::place(pid_t pid) {
@@ -108,6 +109,7 @@ void ScopeCgroup::place(pid_t pid) {
     throw;
   }
 }
+
 
 void ScopeCgroup::start_scope(pid_t pid) {
   UniqueFd pidfd = backend_.pidfds_refused() ? UniqueFd() : open_pidfd(pid);
@@ -128,6 +130,7 @@ void ScopeCgroup::start_scope(pid_t pid) {
         make_room_for_stale_unit();
         reset_done = true;
       } else {
+        name_taken_ = e.is(kUnitExists);
         throw BusError(e.name(), "systemd refused scope " + unit_ + " for task " + id_.display() + ": " +
                                      e.what() + " (" + e.name() + ")", e.kind());
       }
@@ -149,10 +152,12 @@ void ScopeCgroup::make_room_for_stale_unit() {
   }
   const auto ours = backend_.our_slices();
   const bool is_ours = std::find(ours.begin(), ours.end(), slice) != ours.end();
-  if (!is_ours || (state != "failed" && state != "inactive"))
+  if (!is_ours || (state != "failed" && state != "inactive")) {
+    name_taken_ = true;
     throw Error(ErrorKind::conflict, "systemd unit " + unit_ + " already exists (state " + state + ", slice " +
                                          (slice.empty() ? "unknown" : slice) +
                                          ") and is not a dead runscope scope; not reusing it");
+  }
   manager.reset_failed_unit(unit_);
 }
 
@@ -164,6 +169,10 @@ void ScopeCgroup::check_membership(pid_t pid) const {
 }
 
 void ScopeCgroup::clean_up_failed_start() noexcept {
+  placed_ = false;
+  destroyed_ = true;
+  dir_.reset();
+  if (name_taken_) return;
   try {
     backend_.manager().stop_unit(unit_);
   } catch (...) {
@@ -172,8 +181,6 @@ void ScopeCgroup::clean_up_failed_start() noexcept {
     backend_.manager().reset_failed_unit(unit_);
   } catch (...) {
   }
-  placed_ = false;
-  destroyed_ = true;
 }
 
 void ScopeCgroup::destroy(const Deadline& deadline) {

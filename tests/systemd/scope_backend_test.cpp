@@ -122,6 +122,7 @@ TEST_F(ASystemdBackend, RefusesToTakeOverALiveUnitOfTheSameNameThatIsNotOurs) {
     EXPECT_EQ(e.kind(), ErrorKind::conflict);
     EXPECT_NE(std::string(e.what()).find("already exists"), std::string::npos) << e.what();
   }
+  EXPECT_EQ(active_state(id.unit_name()), "active") << "the other unit is left alone";
   manager_->stop_unit(id.unit_name());
 }
 
