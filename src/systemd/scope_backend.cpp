@@ -100,10 +100,12 @@ void ScopeCgroup::place(pid_t pid) {
   try {
     start_scope(pid);
     placed_ = true;
-    control_group_ = backend_.manager().control_group(unit_);
+    control_group_ = backend_.slice_control_group(slice_) + "/" + unit_;
+    if (unified_cgroup_of(backend_.options().proc_root, pid) != control_group_)
+      control_group_ = backend_.manager().control_group(unit_);  // systemd knows best
     if (control_group_.empty()) throw Error(ErrorKind::bus, unit_ + ": systemd reports no ControlGroup");
-    dir_ = cgroup::V2Dir::open(backend_.options().cgroup_root / std::filesystem::path(control_group_).relative_path());
     check_membership(pid);
+    dir_ = cgroup::V2Dir::open(backend_.options().cgroup_root / std::filesystem::path(control_group_).relative_path());
   } catch (...) {
     clean_up_failed_start();
     throw;
@@ -224,6 +226,16 @@ std::unique_ptr<cgroup::TaskCgroup> SystemdBackend::create(const TaskId& id, con
 std::vector<std::string> SystemdBackend::our_slices() const {
   const auto& parent = options_.parent_slice;
   return {parent, slice_for(parent, cgroup::CpuPartition::shared), slice_for(parent, cgroup::CpuPartition::reserved)};
+}
+
+std::string SystemdBackend::slice_control_group(const std::string& slice) {
+  {
+    std::lock_guard lock(slice_mutex_);
+    if (auto it = slice_cgroups_.find(slice); it != slice_cgroups_.end()) return it->second;
+  }
+  auto cg = manager_.control_group(slice);  // not under the lock: it waits on the bus
+  std::lock_guard lock(slice_mutex_);
+  return slice_cgroups_.emplace(slice, cg).first->second;
 }
 
 std::vector<FoundScope> SystemdBackend::find_scopes() {
