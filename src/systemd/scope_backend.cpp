@@ -143,9 +143,9 @@ void ScopeCgroup::start_scope(pid_t pid) {
 // Only our own dead scope is cleared out of the way; anything else keeps its name.
 void ScopeCgroup::make_room_for_stale_unit() {
   auto& manager = backend_.manager();
-  auto units = manager.list_units_by_patterns({}, {unit_});
-  if (units.empty()) return;  // collected meanwhile
-  const auto& state = units.front().active_state;
+  auto status = manager.unit_status(unit_);
+  if (!status) return;  // collected meanwhile
+  const auto state = status->active_state;
   std::string slice;
   try {
     slice = std::get<std::string>(manager.get_unit_property(unit_, kScopeInterface, "Slice"));

@@ -58,6 +58,10 @@ class FakeManager final : public SystemdManager {
     if (!existing_state.empty()) out.push_back({patterns.at(0), "loaded", existing_state, "dead"});
     return out;
   }
+  std::optional<UnitStatus> unit_status(const std::string& name) override {
+    if (existing_state.empty()) return std::nullopt;
+    return UnitStatus{name, "loaded", existing_state, "dead"};
+  }
   std::string version() override { return "252"; }
 
   struct Start {
