@@ -11,6 +11,6 @@ source "$ROOT/tests/systemd/contained-lib.sh"
 trap contained_teardown EXIT
 trap 'exit 130' INT TERM
 contained_boot
-timeout --kill-after=10 600 bash -c "$(declare -f ct_in contained_run); CT_PID1=$CT_PID1; contained_run \"\$@\"" \
+timeout --kill-after=10 600 bash -c "$(declare -f ct_in contained_run); CT_PID1=$CT_PID1; CT_LIB_DIR=$CT_LIB_DIR; contained_run \"\$@\"" \
   _ "$BENCH" &
 wait $!

@@ -66,6 +66,14 @@ std::unique_ptr<sdbus::IProxy> BusLink::proxy_for(const std::string& object_path
   return sdbus::createProxy(*connection_, kSystemdService, object_path);
 }
 
+void BusLink::sync_with_loop() const noexcept {
+  try {
+    (void)connection_->getEventLoopPollData();
+  } catch (...) {
+    // A dead connection: the loop has stopped touching it.
+  }
+}
+
 void BusLink::wake() const {
   const std::uint64_t one = 1;
   [[maybe_unused]] auto ignored = ::write(wake_fd_.get(), &one, sizeof one);
@@ -179,6 +187,10 @@ sdbus::MethodReply BusLink::call(sdbus::IProxy& proxy, sdbus::MethodCall& messag
   // Touching sdbus messages takes sdbus-c++'s own lock, which the loop thread holds while it
   // takes ours: never hold ours past here. `pending` is written once, before done.
   lock.unlock();
+  // The loop thread frees the library's half of `handle` after our callback returned, still
+  // under sdbus-c++'s lock. Taking that lock once orders it before our half is freed (TSan
+  // cannot see the library's own atomics).
+  sync_with_loop();
   if (pending->error) {
     const auto& e = *pending->error;
     throw BusError(is_connection_loss(e.getName()) ? kDisconnected : e.getName(), e.getMessage());

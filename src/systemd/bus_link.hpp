@@ -50,6 +50,7 @@ class BusLink {
   void on_job_removed(const std::string& job_path, const std::string& result);
   void mark_dead(const std::string& why);
   void wake() const;
+  void sync_with_loop() const noexcept;
   template <typename Ready>
   void wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable& cv, const Deadline& deadline,
                   Ready ready, const std::string& what);
