@@ -56,6 +56,9 @@ TEST_F(ASystemdBackend, RunsATaskInItsOwnScopeFromItsFirstInstructionAndLeavesNo
   EXPECT_TRUE(cg->populated());
   EXPECT_EQ(cg->location(), "runscope.slice/" + id.unit_name());
   EXPECT_EQ(active_state(id.unit_name()), "active");
+  // Stats come from the scope's own folder: cpu.stat is there even without controllers.
+  EXPECT_TRUE(std::filesystem::exists("/sys/fs/cgroup" + expected + "/cpu.stat"));
+  EXPECT_NO_THROW(cg->stats());
 
   cg->destroy(deadline());
   EXPECT_TRUE(child.reap());
