@@ -217,6 +217,14 @@ SystemdBackend::SystemdBackend(SystemdManager& manager, SystemdBackendOptions op
   slice_for(options_.parent_slice, cgroup::CpuPartition::none);  // validates the name now
 }
 
+SystemdBackend::SystemdBackend(std::unique_ptr<SystemdManager> manager, SystemdBackendOptions options)
+    : owned_manager_(std::move(manager)),
+      manager_(*owned_manager_),
+      options_(std::move(options)),
+      clock_(options_.clock ? *options_.clock : system_clock()) {
+  slice_for(options_.parent_slice, cgroup::CpuPartition::none);
+}
+
 std::unique_ptr<cgroup::TaskCgroup> SystemdBackend::create(const TaskId& id, const cgroup::Limits& limits) {
   if (limits.cpuset && limits.cpuset->empty())
     throw Error(ErrorKind::invalid_argument, "task " + id.display() + ": empty cpuset");

@@ -35,6 +35,8 @@ struct FoundScope {
 class SystemdBackend final : public cgroup::Backend {
  public:
   SystemdBackend(SystemdManager& manager, SystemdBackendOptions options = {});
+  // The same, owning its manager (see systemd/factory.hpp).
+  SystemdBackend(std::unique_ptr<SystemdManager> manager, SystemdBackendOptions options = {});
 
   std::string manager_name() const override { return "systemd"; }
   // Validates and prepares; the scope itself is made by place(), as systemd cannot make an empty one.
@@ -55,6 +57,7 @@ class SystemdBackend final : public cgroup::Backend {
   std::string slice_control_group(const std::string& slice);
 
  private:
+  std::unique_ptr<SystemdManager> owned_manager_;  // null when borrowed
   SystemdManager& manager_;
   SystemdBackendOptions options_;
   Clock& clock_;
