@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
 
 #include "systemd/manager.hpp"
 
@@ -23,9 +24,21 @@ bool is_connection_loss(const std::string& name) {
          name == "System.Error.ENOTCONN" || name == "System.Error.EPIPE";
 }
 
+// sdbus-c++ 1.2 leaks its sd_bus when connecting to an explicit address fails, so the common
+// failure, no socket at all, is caught before asking it.
+void check_socket_exists(const std::string& address) {
+  constexpr std::string_view kUnixPath = "unix:path=";
+  if (!address.starts_with(kUnixPath)) return;
+  const auto path = address.substr(kUnixPath.size(), address.find(',') - kUnixPath.size());
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec))
+    throw BusError(kDisconnected, "systemd over " + address + ": no D-Bus socket at " + path);
+}
+
 }  // namespace
 
 BusLink::BusLink(const std::string& address) {
+  check_socket_exists(address);
   try {
     connection_ = address.empty() ? sdbus::createSystemBusConnection()
                                   : sdbus::createSessionBusConnectionWithAddress(address);

@@ -40,6 +40,26 @@ TEST(ASdbusSystemdManager, ReportsTheSystemdVersion) {
   EXPECT_GE(std::stoi(manager.version()), 244);
 }
 
+TEST(ASdbusSystemdManager, ConnectsToAGivenBusAddress) {
+  RUNSCOPE_REQUIRE_CONTAINED_SYSTEMD();
+  SdbusManagerOptions options;
+  options.address = "unix:path=/run/dbus/system_bus_socket";
+  SdbusSystemdManager manager(options);
+  EXPECT_FALSE(manager.version().empty());
+}
+
+TEST(ASdbusSystemdManager, FailsClearlyWhenNothingListensAtTheAddress) {
+  RUNSCOPE_REQUIRE_CONTAINED_SYSTEMD();
+  SdbusManagerOptions options;
+  options.address = "unix:path=/nonexistent/bus";
+  try {
+    SdbusSystemdManager manager(options);
+    FAIL() << "expected a BusError";
+  } catch (const BusError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/bus"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ASdbusSystemdManager, StartsAScopeAndReturnsOnlyOnceItsJobIsDone) {
   RUNSCOPE_REQUIRE_CONTAINED_SYSTEMD();
   SdbusSystemdManager manager;
