@@ -28,6 +28,12 @@ Description=runscope contained test target
 Wants=dbus.socket dbus.service
 UNIT
   cp /lib/systemd/system/dbus.socket /lib/systemd/system/dbus.service "$units/"
+  # Empty stand-ins for what dbus.service's default dependencies name, so that a later
+  # `systemctl restart dbus.service` finds them (the boot transaction tolerates their absence).
+  local target
+  for target in sysinit basic; do
+    printf '[Unit]\nDescription=contained stand-in for %s.target\n' "$target" > "$units/$target.target"
+  done
 }
 
 ct_write_inner() {
@@ -83,13 +89,31 @@ contained_boot() {
 }
 
 contained_run() {
-  local unit="runscope-run-$$-$RANDOM"
-  ct_in systemd-run --quiet --wait --pipe --collect --unit="$unit" --service-type=exec \
-    -p DefaultDependencies=no -p Delegate=yes -p TasksMax=infinity \
+  # Not `systemd-run --wait --pipe`: those talk over the system bus, and a test that restarts
+  # dbus.service would cut them off. Without them systemd-run (and systemctl below) use
+  # systemd's private socket, so only the output goes through a file.
+  local unit="runscope-run-$$-$RANDOM" out
+  out=$(mktemp /tmp/runscope-run-out.XXXXXX)
+  ct_in systemd-run --quiet --unit="$unit" --service-type=exec \
+    -p DefaultDependencies=no -p Delegate=yes -p TasksMax=infinity -p RemainAfterExit=yes \
+    -p StandardOutput="file:$out" -p StandardError="file:$out" \
     --setenv=PATH=/usr/sbin:/usr/bin:/sbin:/bin --setenv=RUNSCOPE_CONTAINED_SYSTEMD=1 \
     ${CT_EXTRA_ENV:+--setenv="$CT_EXTRA_ENV"} \
     --setenv=ASAN_OPTIONS="${ASAN_OPTIONS:-}" --setenv=UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" \
     --setenv=TSAN_OPTIONS="${TSAN_OPTIONS:-} suppressions=$CT_LIB_DIR/tsan.supp" "$@"
+  tail -n +1 -f "$out" &
+  local tail_pid=$! state
+  while :; do
+    state=$(ct_in systemctl show -p SubState --value "$unit" 2>/dev/null) || state=""
+    case "$state" in exited|failed|dead) break ;; esac
+    sleep 0.2
+  done
+  local status
+  status=$(ct_in systemctl show -p ExecMainStatus --value "$unit")
+  sleep 0.3  # let tail print the last lines
+  kill "$tail_pid" 2>/dev/null; wait "$tail_pid" 2>/dev/null
+  rm -f "$out"
+  return "${status:-1}"
 }
 
 contained_teardown() {

@@ -114,5 +114,21 @@ TEST(ASdbusSystemdManager, ReconnectsAndRetriesAfterTheBusConnectionIsCut) {
   manager.stop_unit(unit);
 }
 
+TEST(ASdbusSystemdManager, ReconnectsWhenTheBusDaemonItselfRestarts) {
+  RUNSCOPE_REQUIRE_CONTAINED_SYSTEMD();
+  SdbusSystemdManager manager;
+  ASSERT_FALSE(manager.version().empty());
+  runscope::systemd_testing::run_command("systemctl restart dbus.service");
+
+  // The old connection is gone with the old dbus-daemon; systemd rejoins the new bus on its own,
+  // and the manager retries (with backoff) until it answers there.
+  HeldChild child(AfterRelease::report_then_pause);
+  const auto unit = unique_name("busrestart") + ".scope";
+  manager.start_transient_unit(unit, minimal_scope(child.pid()));
+  EXPECT_GE(manager.reconnects(), 1U);
+  EXPECT_EQ(manager.unit_status(unit)->active_state, "active");
+  manager.stop_unit(unit);
+}
+
 }  // namespace
 }  // namespace runscope::systemd
