@@ -112,7 +112,6 @@ void ScopeCgroup::place(pid_t pid) {
   }
 }
 
-
 void ScopeCgroup::start_scope(pid_t pid) {
   UniqueFd pidfd = backend_.pidfds_refused() ? UniqueFd() : open_pidfd(pid);
   auto props = scope_properties(id_, limits_, slice_, pid,
@@ -133,7 +132,7 @@ void ScopeCgroup::start_scope(pid_t pid) {
         reset_done = true;
       } else {
         name_taken_ = e.is(kUnitExists);
-        throw BusError(e.name(), "systemd refused scope " + unit_ + " for task " + id_.display() + ": " +
+        throw BusError(e.name(), "systemd did not start scope " + unit_ + " for task " + id_.display() + ": " +
                                      e.what() + " (" + e.name() + ")", e.kind());
       }
     }
