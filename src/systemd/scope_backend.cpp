@@ -113,19 +113,28 @@ void ScopeCgroup::place(pid_t pid) {
 }
 
 void ScopeCgroup::start_scope(pid_t pid) {
+  using Support = SystemdBackend::PidfdSupport;
+  std::unique_lock<std::mutex> probing;
+  if (backend_.pidfd_support() == Support::unknown) {
+    probing = std::unique_lock(backend_.pidfd_probe_mutex());
+    if (backend_.pidfd_support() != Support::unknown) probing.unlock();  // learned while we waited
+  }
   UniqueFd pidfd = backend_.pidfds_refused() ? UniqueFd() : open_pidfd(pid);
+  if (probing && !pidfd) backend_.note_pidfd_support(Support::refused);  // no pidfd_open here
   auto props = scope_properties(id_, limits_, slice_, pid,
                                 pidfd ? std::optional<int>(pidfd.get()) : std::nullopt);
   bool reset_done = false;
   for (int attempt = 1;; ++attempt) {
     try {
       backend_.manager().start_transient_unit(unit_, props);
+      if (probing && pidfd) backend_.note_pidfd_support(Support::supported);
       return;
     } catch (const BusError& e) {
       const bool refused = e.is(kUnknownProperty) || e.is(kPropertyReadOnly);
       if (attempt < kMaxStartAttempts && refused && find_property(props, "PIDFDs")) {
         // systemd before 253 does not know PIDFDs; systemd-run falls back the same way.
-        backend_.note_pidfds_refused();
+        backend_.note_pidfd_support(Support::refused);
+        if (probing) probing.unlock();
         props = scope_properties(id_, limits_, slice_, pid, std::nullopt);
       } else if (attempt < kMaxStartAttempts && e.is(kUnitExists) && !reset_done) {
         make_room_for_stale_unit();

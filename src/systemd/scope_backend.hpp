@@ -49,8 +49,13 @@ class SystemdBackend final : public cgroup::Backend {
   SystemdManager& manager() { return manager_; }
   const SystemdBackendOptions& options() const { return options_; }
   Clock& clock() { return clock_; }
-  bool pidfds_refused() const { return pidfds_refused_.load(); }
-  void note_pidfds_refused() { pidfds_refused_.store(true); }
+  // PIDFDs support is learned from the first start: until then one start at a time tries it, so
+  // a burst of first starts does not pay a refused round trip each.
+  enum class PidfdSupport { unknown, supported, refused };
+  PidfdSupport pidfd_support() const { return pidfd_support_.load(); }
+  void note_pidfd_support(PidfdSupport s) { pidfd_support_.store(s); }
+  std::mutex& pidfd_probe_mutex() { return pidfd_probe_mutex_; }
+  bool pidfds_refused() const { return pidfd_support() == PidfdSupport::refused; }
   std::vector<std::string> our_slices() const;
   // The slice's ControlGroup, asked once per slice: a scope's folder is "<that>/<unit>", which
   // saves a round trip per task (the answer is still checked against /proc/PID/cgroup).
@@ -61,8 +66,9 @@ class SystemdBackend final : public cgroup::Backend {
   SystemdManager& manager_;
   SystemdBackendOptions options_;
   Clock& clock_;
-  // Learned from systemd's first refusal (versions before 253), so later starts skip PIDFDs.
-  std::atomic<bool> pidfds_refused_{false};
+  // Learned from systemd's first answer (versions before 253 refuse PIDFDs).
+  std::atomic<PidfdSupport> pidfd_support_{PidfdSupport::unknown};
+  std::mutex pidfd_probe_mutex_;
   std::mutex slice_mutex_;
   std::map<std::string, std::string> slice_cgroups_;
 };

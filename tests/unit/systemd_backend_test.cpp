@@ -118,6 +118,7 @@ TEST_F(ASystemdBackendWithAFakeManager, StartsTheScopeOnPlaceWithAPidfdFirst) {
   EXPECT_EQ(manager_.starts[0].name, "alloc1-web.scope");
   EXPECT_NE(find_property(manager_.starts[0].props, "PIDFDs"), nullptr);
   EXPECT_EQ(cg->location(), "runscope.slice/alloc1-web.scope");
+  EXPECT_EQ(b.pidfd_support(), SystemdBackend::PidfdSupport::supported);
 }
 
 TEST_F(ASystemdBackendWithAFakeManager, FallsBackToPidsWhenSystemdDoesNotKnowPidfdsAndRemembers) {
