@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <thread>
 
 #include "common/clock.hpp"
 #include "common/error.hpp"
@@ -222,6 +223,31 @@ TEST(TheCpusets, RefuseASharedTaskWhenThePoolIsBelowTheMinimum) {
   c.release(task(1));
   EXPECT_NO_THROW(c.add_shared_task());
   EXPECT_THROW(c.reserve(task(2), 2), Error);
+}
+
+TEST(TheCpusets, StayConsistentUnderConcurrentReservesAndReleases) {
+  StrictApplier fake;
+  FakeClock clock;
+  Cpusets c(Planner(Topology::synthetic(2, 8, 2), CpuSet::parse("0-31"), {}, 1), fake, clock, std::chrono::seconds(30));
+  c.start();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&c, t] {
+      for (int i = 0; i < 50; ++i) {
+        TaskId id("thread" + std::to_string(t), "task" + std::to_string(i));
+        try {
+          c.reserve(id, 1 + static_cast<unsigned>(i % 3));
+        } catch (const Error&) {
+          continue;
+        }
+        c.tick();
+        c.release(id);
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_TRUE(c.desired().tasks.empty());
+  EXPECT_EQ(c.shared_pool().to_string(), "0-31");
+  EXPECT_EQ(fake.shared.to_string(), "0-31");
 }
 
 }  // namespace
