@@ -172,4 +172,20 @@ Probe probe(const HostLayout& layout, const CgroupPaths& own, const fs::path& sy
   return p;
 }
 
+std::map<std::string, std::string> probe_attributes(const Probe& p) {
+  auto join = [](const std::vector<std::string>& list) {
+    std::string out;
+    for (const auto& item : list) out += (out.empty() ? "" : ",") + item;
+    return out;
+  };
+  return {
+      {"unique.cgroups.version", std::string(to_string(p.version))},
+      {"unique.cgroups.mode", std::string(to_string(p.mode))},
+      {"cgroups.v1.controllers", join(p.v1_controllers)},
+      {"cgroups.v2.controllers", join(p.v2_controllers)},
+      {"cgroups.kill", p.cgroup_kill ? "true" : "false"},
+      {"cpu.online", p.online_cpus.to_string()},
+  };
+}
+
 }  // namespace runscope::cgroup
