@@ -166,4 +166,9 @@ CpuSet Planner::take(const CpuSet& from, const CpuSet& free, unsigned count) con
   return chosen;
 }
 
+Planner make_planner(const config::CpusetConfig& config, Topology topology) {
+  CpuSet reservable = config.reservable_cores ? *config.reservable_cores : topology.online();
+  return Planner(std::move(topology), std::move(reservable), config.reserved_cores, config.min_shared_cores);
+}
+
 }  // namespace runscope::cpuset

@@ -7,6 +7,7 @@
 
 #include "common/cpuset.hpp"
 #include "common/task_id.hpp"
+#include "config/config.hpp"
 #include "cpuset/topology.hpp"
 
 namespace runscope::cpuset {
@@ -61,5 +62,8 @@ class Planner {
   std::size_t shared_tasks_ = 0;
   std::map<TaskId, CpuSet> reservations_;
 };
+
+// The planner the configuration asks for: reservable_cores defaults to every online CPU.
+Planner make_planner(const config::CpusetConfig& config, Topology topology);
 
 }  // namespace runscope::cpuset

@@ -242,5 +242,17 @@ TEST(APlanner, ValidatesItsConfigurationNamingTheKeys) {
   expect(CpuSet::parse("0-1"), CpuSet::parse("1"), 2, "cpuset.min_shared_cores 2");
 }
 
+TEST(APlanner, ComesFromTheConfigWithAllOnlineCpusByDefault) {
+  config::CpusetConfig c;
+  c.reserved_cores = CpuSet::parse("0");
+  auto p = make_planner(c, Topology::synthetic(1, 4, 1));
+  EXPECT_EQ(p.usable().to_string(), "1-3");
+  c.reservable_cores = CpuSet::parse("0-1");
+  c.min_shared_cores = 1;
+  EXPECT_EQ(make_planner(c, Topology::synthetic(1, 4, 1)).usable().to_string(), "1");
+  c.min_shared_cores = 2;
+  EXPECT_THROW(make_planner(c, Topology::synthetic(1, 4, 1)), Error);
+}
+
 }  // namespace
 }  // namespace runscope::cpuset
