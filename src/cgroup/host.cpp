@@ -85,11 +85,11 @@ std::vector<std::string> sorted_words(std::string_view text) {
 // cgroup.kill only exists below the root, so look at our own cgroup2 folder, then at any child of
 // the root; with neither to look at, fall back to the kernel version that added it (5.14).
 bool detect_cgroup_kill(const fs::path& unified, const CgroupPaths& own) {
+  std::error_code ec;
   auto mine = own.find(kUnifiedKey);
   if (mine != own.end() && mine->second != "/") {
-    if (fs::exists(unified / fs::path(mine->second).relative_path() / kKillFile)) return true;
+    if (fs::exists(unified / fs::path(mine->second).relative_path() / kKillFile, ec)) return true;
   }
-  std::error_code ec;
   for (const auto& entry : fs::directory_iterator(unified, ec)) {
     if (entry.is_directory(ec)) return fs::exists(entry.path() / kKillFile, ec);
   }

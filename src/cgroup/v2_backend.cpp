@@ -94,7 +94,7 @@ class V2TaskCgroup final : public TaskCgroup {
 
 class V2Backend final : public Backend {
  public:
-  explicit V2Backend(V2Options options) : o_(std::move(options)) {}
+  explicit V2Backend(V2Options options) : o_(std::move(options)) { cg_check_parent(o_.parent); }
 
   std::string manager_name() const override { return "cgroupfs"; }
 

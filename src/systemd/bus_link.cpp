@@ -163,6 +163,9 @@ sdbus::MethodReply BusLink::call(sdbus::IProxy& proxy, sdbus::MethodCall& messag
     handle.cancel();
     throw;
   }
+  // Touching sdbus messages takes sdbus-c++'s own lock, which the loop thread holds while it
+  // takes ours: never hold ours past here. `pending` is written once, before done.
+  lock.unlock();
   if (pending->error) {
     const auto& e = *pending->error;
     throw BusError(is_connection_loss(e.getName()) ? kDisconnected : e.getName(), e.getMessage());

@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <sstream>
 
+#include "cgroup/v2_dir.hpp"
 #include "common/fd.hpp"
 #include "common/file.hpp"
 #include "systemd/properties.hpp"
-#include "systemd/scope_dir.hpp"
 
 namespace runscope::systemd {
 namespace {
@@ -24,6 +24,21 @@ UniqueFd open_pidfd(pid_t pid) {
   (void)pid;
   return UniqueFd();
 #endif
+}
+
+// Every process of a scope, including sub-folders a delegated task made for itself.
+void collect_pids(const cgroup::V2Dir& dir, std::vector<pid_t>& out) {
+  const auto here = dir.pids();
+  out.insert(out.end(), here.begin(), here.end());
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir.path(), ec), end; !ec && it != end; it.increment(ec)) {
+    if (!it->is_directory(ec)) continue;
+    try {
+      collect_pids(cgroup::V2Dir::open(it->path()), out);
+    } catch (const Error&) {
+      // Removed while we looked: nothing left in it.
+    }
+  }
 }
 
 // The cgroup2 path of `pid` as its /proc/PID/cgroup "0::" line shows it.
@@ -52,14 +67,14 @@ class ScopeCgroup final : public cgroup::TaskCgroup {
   }
 
   void place(pid_t pid) override;
-  std::vector<pid_t> pids() const override { return placed_ ? cg_read_pids_recursive(dir_) : std::vector<pid_t>{}; }
-  bool populated() const override { return placed_ && cg_is_populated(dir_); }
+  std::vector<pid_t> pids() const override;
+  bool populated() const override { return dir_ && dir_->populated(); }
   void kill_all(const Deadline& deadline, cgroup::KillMethod method) override {
-    if (placed_) cg_kill_all(dir_, deadline, method);
+    if (dir_) dir_->kill_all(deadline, method);
   }
   void destroy(const Deadline& deadline) override;
   void set_cpuset(const CpuSet& cpus) override;
-  cgroup::Stats stats() const override { return placed_ ? cg_read_stats(dir_) : cgroup::Stats{}; }
+  cgroup::Stats stats() const override { return dir_ ? dir_->stats() : cgroup::Stats{}; }
   std::string location() const override { return slice_ + "/" + unit_; }
 
  private:
@@ -74,7 +89,7 @@ class ScopeCgroup final : public cgroup::TaskCgroup {
   std::string unit_;
   std::string slice_;
   std::string control_group_;
-  std::filesystem::path dir_;
+  std::optional<cgroup::V2Dir> dir_;  // the scope's own cgroup folder, once placed
   bool placed_ = false;
   bool destroyed_ = false;
 };
@@ -86,7 +101,7 @@ void ScopeCgroup::place(pid_t pid) {
     placed_ = true;
     control_group_ = backend_.manager().control_group(unit_);
     if (control_group_.empty()) throw Error(ErrorKind::bus, unit_ + ": systemd reports no ControlGroup");
-    dir_ = backend_.options().cgroup_root / std::filesystem::path(control_group_).relative_path();
+    dir_ = cgroup::V2Dir::open(backend_.options().cgroup_root / std::filesystem::path(control_group_).relative_path());
     check_membership(pid);
   } catch (...) {
     clean_up_failed_start();
@@ -164,11 +179,20 @@ void ScopeCgroup::clean_up_failed_start() noexcept {
 void ScopeCgroup::destroy(const Deadline& deadline) {
   if (destroyed_) return;
   if (placed_) {
-    cg_kill_all(dir_, deadline, cgroup::KillMethod::automatic);
+    if (dir_) dir_->kill_all(deadline, cgroup::KillMethod::automatic);
     backend_.manager().stop_unit(unit_);
     backend_.manager().reset_failed_unit(unit_);
   }
   destroyed_ = true;
+}
+
+std::vector<pid_t> ScopeCgroup::pids() const {
+  std::vector<pid_t> out;
+  if (!dir_) return out;
+  collect_pids(*dir_, out);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 void ScopeCgroup::set_cpuset(const CpuSet& cpus) {
