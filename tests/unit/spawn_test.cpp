@@ -135,12 +135,18 @@ TEST_F(CloneSpawnerTest, StartsInItsOwnSessionWithDefaultSignalsAndAnEmptyMask) 
   sigemptyset(&block);
   sigaddset(&block, SIGUSR2);
   ::pthread_sigmask(SIG_BLOCK, &block, &old_mask);
-  Process proc = spawner_.spawn(shell("grep -E '^Sig(Ign|Blk)' /proc/$$/status; cut -d' ' -f6 /proc/$$/stat"),
-                                nullptr);
+  // The spawned program reads its own state: a shell in between would change its mask.
+  SpawnSpec masks = shell("");
+  masks.argv = {"grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"};
+  Process first = spawner_.spawn(masks, nullptr);
+  first.reap();
+  SpawnSpec session = shell("");
+  session.argv = {"cut", "-d", " ", "-f6", "/proc/self/stat"};
+  Process second = spawner_.spawn(session, nullptr);
   ::sigaction(SIGUSR1, &old, nullptr);
   ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
-  proc.reap();
-  EXPECT_EQ(output(), "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n" + std::to_string(proc.pid()) + "\n");
+  second.reap();
+  EXPECT_EQ(output(), "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n" + std::to_string(second.pid()) + "\n");
 }
 
 TEST_F(CloneSpawnerTest, LeaksNoDescriptorIntoTheTask) {
