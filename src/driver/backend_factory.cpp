@@ -2,6 +2,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "cgroup/v1_backend.hpp"
 #include "cgroup/v2_backend.hpp"
 #include "common/error.hpp"
 
@@ -34,8 +35,14 @@ std::unique_ptr<ManagedBackend> make_v2(const config::Config& config, const Mana
   return std::make_unique<SimpleBackend>(cgroup::make_v2_backend(std::move(options)), decision);
 }
 
-std::unique_ptr<ManagedBackend> make_v1(const config::Config&, const ManagerDecision&, const BackendEnv&) {
-  throw Error(ErrorKind::unsupported, "the cgroup v1 (cgroupfs) backend is not available in this build");
+std::unique_ptr<ManagedBackend> make_v1(const config::Config& config, const ManagerDecision& decision,
+                                        const BackendEnv& env) {
+  cgroup::V1Options options;
+  options.layout = env.layout;
+  options.own = env.own;
+  options.parent = config::parent_for(config.cgroups, false);
+  options.clock = env.clock;
+  return std::make_unique<SimpleBackend>(cgroup::make_v1_backend(std::move(options)), decision);
 }
 
 std::unique_ptr<ManagedBackend> make_systemd(const config::Config&, const ManagerDecision&, const BackendEnv&) {
