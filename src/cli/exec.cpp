@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -166,7 +167,11 @@ int run_exec(const Globals& globals, const ExecOptions& options) {
   ExecPlan plan = make_plan(options, cfg);
   StopSignals signals;
   std::unique_ptr<driver::ManagedBackend> managed;
-  if (!plan.no_cgroups) {
+  if (plan.no_cgroups) {
+    // Orphans of the task's group come to us, so its cleanup can reap them instead of waiting for
+    // PID 1 to.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  } else {
     auto layout = cgroup::detect_host();
     auto decision = driver::choose_manager(plan.query, layout, driver::systemd_booted);
     managed = driver::make_backend(cfg, decision, {layout, cgroup::own_cgroups()});

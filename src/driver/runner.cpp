@@ -1,6 +1,7 @@
 #include "driver/runner.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -14,6 +15,15 @@ namespace {
 constexpr std::chrono::milliseconds kGroupPollInterval{2};
 
 bool process_group_exists(pid_t pgid) { return ::kill(-pgid, 0) == 0 || errno == EPERM; }
+
+// Zombies of the group that were reparented to us (when we are a child subreaper) would keep the
+// group "existing" until we reap them; PID 1 reaps the others.
+void reap_group_zombies(pid_t pgid) {
+  siginfo_t info{};
+  while (::waitid(P_PGID, static_cast<id_t>(pgid), &info, WEXITED | WNOHANG) == 0 && info.si_pid != 0) {
+    info = {};
+  }
+}
 
 }  // namespace
 
@@ -91,7 +101,7 @@ void RunningTask::kill_process_group(const Deadline& deadline) {
   const pid_t pgid = main_.pid();
   ::kill(-pgid, SIGKILL);
   main_.reap();
-  while (process_group_exists(pgid)) {
+  for (reap_group_zombies(pgid); process_group_exists(pgid); reap_group_zombies(pgid)) {
     if (deadline.expired()) {
       throw Error(ErrorKind::timeout, "task " + id_.display() + ": process group " + std::to_string(pgid) +
                                           " still has members after SIGKILL");

@@ -2,6 +2,7 @@
 // exit codes, graceful stop, cleanup on every path, denied uids, no_cgroups mode.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <optional>
@@ -125,6 +126,10 @@ TEST_F(RunnerTest, DestroyingARunningTaskKillsItAndRemovesItsCgroup) {
 
 class NoCgroupsRunnerTest : public RunnerTest {
  protected:
+  // As `runscope exec --no-cgroups` does: the group's orphans come to us and are reaped by the
+  // runner's cleanup instead of by a slow PID 1.
+  void SetUp() override { ::prctl(PR_SET_CHILD_SUBREAPER, 1); }
+  void TearDown() override { ::prctl(PR_SET_CHILD_SUBREAPER, 0); }
   Runner runner_{nullptr, spawner_, clock_};
 };
 
