@@ -85,11 +85,11 @@ std::vector<std::string> sorted_words(std::string_view text) {
 // cgroup.kill only exists below the root, so look at our own cgroup2 folder, then at any child of
 // the root; with neither to look at, fall back to the kernel version that added it (5.14).
 bool detect_cgroup_kill(const fs::path& unified, const CgroupPaths& own) {
+  std::error_code ec;
   auto mine = own.find(kUnifiedKey);
   if (mine != own.end() && mine->second != "/") {
-    if (fs::exists(unified / fs::path(mine->second).relative_path() / kKillFile)) return true;
+    if (fs::exists(unified / fs::path(mine->second).relative_path() / kKillFile, ec)) return true;
   }
-  std::error_code ec;
   for (const auto& entry : fs::directory_iterator(unified, ec)) {
     if (entry.is_directory(ec)) return fs::exists(entry.path() / kKillFile, ec);
   }
@@ -170,6 +170,22 @@ Probe probe(const HostLayout& layout, const CgroupPaths& own, const fs::path& sy
   }
   p.online_cpus = CpuSet::parse(trim(read_file(sys_root / kOnlineCpus)));
   return p;
+}
+
+std::map<std::string, std::string> probe_attributes(const Probe& p) {
+  auto join = [](const std::vector<std::string>& list) {
+    std::string out;
+    for (const auto& item : list) out += (out.empty() ? "" : ",") + item;
+    return out;
+  };
+  return {
+      {"unique.cgroups.version", std::string(to_string(p.version))},
+      {"unique.cgroups.mode", std::string(to_string(p.mode))},
+      {"cgroups.v1.controllers", join(p.v1_controllers)},
+      {"cgroups.v2.controllers", join(p.v2_controllers)},
+      {"cgroups.kill", p.cgroup_kill ? "true" : "false"},
+      {"cpu.online", p.online_cpus.to_string()},
+  };
 }
 
 }  // namespace runscope::cgroup

@@ -56,4 +56,9 @@ struct Probe {
 // `sys_root` is where sysfs is mounted (its devices/system/cpu/online is read).
 Probe probe(const HostLayout& layout, const CgroupPaths& own, const std::filesystem::path& sys_root = "/sys");
 
+// The probe as fingerprint attributes, sorted by key: unique.cgroups.version (v1|v2),
+// unique.cgroups.mode, cgroups.v1.controllers / cgroups.v2.controllers (comma lists),
+// cgroups.kill (true|false), cpu.online (list syntax). The manager is decided elsewhere.
+std::map<std::string, std::string> probe_attributes(const Probe& probe);
+
 }  // namespace runscope::cgroup

@@ -76,6 +76,27 @@ std::uint64_t cg_weight_to_shares(std::uint64_t weight) {
   return std::clamp<std::uint64_t>(weight * 1024 / 100, 2, 262144);
 }
 
+bool cg_freezer_freeze(const std::function<void(const char*)>& write_state,
+                       const std::function<std::string()>& read_state, const Deadline& deadline) {
+  constexpr int kAttempts = 1000;
+  constexpr int kThawEvery = 50;
+  for (int attempt = 1; attempt <= kAttempts && !deadline.expired(); ++attempt) {
+    if (attempt % kThawEvery == 0) write_state("THAWED");
+    write_state("FROZEN");
+    auto state = read_state();
+    while (!state.empty() && (state.back() == '\n' || state.back() == ' ')) state.pop_back();
+    if (state == "FROZEN") return true;
+    deadline.clock().sleep_for(std::min<std::chrono::nanoseconds>(std::chrono::milliseconds(1), deadline.remaining()));
+  }
+  return false;
+}
+
+void cg_check_parent(const fs::path& parent) {
+  for (const auto& part : parent) {
+    if (part == "..") throw Error(ErrorKind::invalid_argument, "cgroup parent '" + parent.string() + "' contains '..'");
+  }
+}
+
 std::vector<fs::path> cg_make_path(const CgroupFsOps& ops, const fs::path& base, const fs::path& relative) {
   std::vector<fs::path> made;
   fs::path current = base;

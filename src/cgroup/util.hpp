@@ -39,6 +39,16 @@ bool cg_poll_until(const Deadline& deadline, const std::function<bool()>& done);
 // Throws Error(invalid_argument) for a weight outside 1..10000.
 std::uint64_t cg_weight_to_shares(std::uint64_t weight);
 
+// The v1 freezer recipe (runc's): write FROZEN and read the state back until it says FROZEN, up
+// to 1000 attempts within the deadline, writing THAWED before every 50th as a freezer can stay
+// FREEZING. Returns whether it froze. `write_state`/`read_state` act on freezer.state.
+bool cg_freezer_freeze(const std::function<void(const char*)>& write_state,
+                       const std::function<std::string()>& read_state, const Deadline& deadline);
+
+// Throws Error(invalid_argument) naming the parent when it has a ".." component (it could
+// otherwise reach outside the hierarchy).
+void cg_check_parent(const std::filesystem::path& parent);
+
 // mkdir -p below `base` (which must exist) with the kernel seam; returns the folders it made,
 // outermost first. Throws Error(system) naming the path; on failure removes what it made.
 struct CgroupFsOps;

@@ -35,7 +35,7 @@ void cg_inherit_cpuset(const fs::path& dir) {
 
 class V1Backend final : public Backend {
  public:
-  explicit V1Backend(V1Options options) : o_(std::move(options)) {}
+  explicit V1Backend(V1Options options) : o_(std::move(options)) { cg_check_parent(o_.parent); }
 
   std::string manager_name() const override { return "cgroupfs"; }
 

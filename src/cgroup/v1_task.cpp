@@ -18,11 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr auto kDestructorBudget = std::chrono::seconds(10);
-constexpr const char* kFrozen = "FROZEN";
 constexpr const char* kThawed = "THAWED";
-// runc's recipe for a freezer stuck in FREEZING: retry, and thaw before every 50th attempt.
-constexpr int kFreezeAttempts = 1000;
-constexpr int kThawEvery = 50;
 
 }  // namespace
 
@@ -86,13 +82,8 @@ std::vector<pid_t> V1TaskCgroup::pids() const {
 bool V1TaskCgroup::freeze(const Deadline& deadline) const {
   const V2Dir* freezer = dir_with("freezer");
   if (!freezer) return false;
-  for (int attempt = 1; attempt <= kFreezeAttempts && !deadline.expired(); ++attempt) {
-    if (attempt % kThawEvery == 0) freezer->write(v1file::kFreezerState, kThawed);
-    freezer->write(v1file::kFreezerState, kFrozen);
-    if (trim(freezer->read(v1file::kFreezerState).value_or("")) == kFrozen) return true;
-    clock_.sleep_for(std::min<std::chrono::nanoseconds>(std::chrono::milliseconds(1), deadline.remaining()));
-  }
-  return false;
+  return cg_freezer_freeze([&](const char* state) { freezer->write(v1file::kFreezerState, state); },
+                           [&] { return freezer->read(v1file::kFreezerState).value_or(""); }, deadline);
 }
 
 void V1TaskCgroup::thaw() const noexcept {

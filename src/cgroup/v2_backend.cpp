@@ -94,7 +94,7 @@ class V2TaskCgroup final : public TaskCgroup {
 
 class V2Backend final : public Backend {
  public:
-  explicit V2Backend(V2Options options) : o_(std::move(options)) {}
+  explicit V2Backend(V2Options options) : o_(std::move(options)) { cg_check_parent(o_.parent); }
 
   std::string manager_name() const override { return "cgroupfs"; }
 
@@ -140,15 +140,19 @@ class V2Backend final : public Backend {
     for (const auto& part : folder.relative_path()) levels.push_back(current /= part);
     for (const auto& level : levels) {
       auto offered = words(read_file_if_exists(level / v2file::kControllers).value_or(""));
-      std::string line;
+      std::string wanted, needed;
       for (const char* c : kWanted) {
-        if (contains(offered, c)) line += (line.empty() ? "+" : " +") + std::string(c);
+        if (!contains(offered, c)) continue;
+        wanted += (wanted.empty() ? "+" : " +") + std::string(c);
+        bool is_required = std::any_of(required.begin(), required.end(), [&](const auto& r) { return r.first == c; });
+        if (is_required) needed += (needed.empty() ? "+" : " +") + std::string(c);
       }
-      if (line.empty()) continue;
+      if (wanted.empty()) continue;
       try {
-        write_file(level / v2file::kSubtreeControl, line);
-      } catch (const Error& e) {
-        if (!required.empty()) throw;  // only optional controllers may stay off
+        write_file(level / v2file::kSubtreeControl, wanted);
+      } catch (const Error&) {
+        // Optional controllers may stay off (e.g. a threaded subtree); the required ones may not.
+        if (!needed.empty()) write_file(level / v2file::kSubtreeControl, needed);
       }
     }
   }

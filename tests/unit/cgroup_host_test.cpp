@@ -107,6 +107,13 @@ TEST(Probe, ReportsControllersKillAndOnlineCpus) {
   EXPECT_EQ(p.v2_controllers, (std::vector<std::string>{"cpu", "memory", "pids"}));
   EXPECT_TRUE(p.cgroup_kill);
   EXPECT_EQ(p.online_cpus.to_string(), "0-3,6");
+
+  auto attrs = probe_attributes(p);
+  EXPECT_EQ(attrs.at("unique.cgroups.version"), "v1");
+  EXPECT_EQ(attrs.at("unique.cgroups.mode"), "hybrid");
+  EXPECT_EQ(attrs.at("cgroups.v2.controllers"), "cpu,memory,pids");
+  EXPECT_EQ(attrs.at("cgroups.kill"), "true");
+  EXPECT_EQ(attrs.at("cpu.online"), "0-3,6");
 }
 
 TEST(Probe, SeesNoCgroupKillWhereTheKernelLacksIt) {

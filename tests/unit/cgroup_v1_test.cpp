@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "cgroup/util.hpp"
 #include "cgroup/v1_backend.hpp"
 #include "common/error.hpp"
@@ -79,6 +81,34 @@ TEST(CpuWeightToShares, FollowsSystemdsMapping) {
   EXPECT_EQ(cg_weight_to_shares(10000), 102400u);
   EXPECT_THROW(cg_weight_to_shares(0), Error);
   EXPECT_THROW(cg_weight_to_shares(10001), Error);
+}
+
+TEST(AV1Freezer, RetriesAFreezerStuckInFreezingAndThawsEvery50thTry) {
+  FakeClock clock;
+  std::vector<std::string> writes;
+  int reads = 0;
+  bool frozen = cg_freezer_freeze([&](const char* s) { writes.emplace_back(s); },
+                                  [&] { return ++reads < 120 ? "FREEZING\n" : "FROZEN\n"; },
+                                  Deadline(clock, 10s));
+  EXPECT_TRUE(frozen);
+  EXPECT_EQ(reads, 120);
+  EXPECT_EQ(std::count(writes.begin(), writes.end(), "THAWED"), 2);  // before tries 50 and 100
+  ASSERT_EQ(writes.size(), 122u);
+  EXPECT_EQ(writes[49], "THAWED");  // tries 1..49 wrote FROZEN, then try 50 thaws first
+  EXPECT_EQ(writes[50], "FROZEN");
+  EXPECT_EQ(writes[100], "THAWED");
+  EXPECT_EQ(writes.back(), "FROZEN");
+}
+
+TEST(AV1Freezer, GivesUpAfterTheDeadline) {
+  FakeClock clock;
+  int reads = 0;
+  auto start = clock.now();
+  bool frozen = cg_freezer_freeze([](const char*) {}, [&] { ++reads; return std::string("FREEZING"); },
+                                  Deadline(clock, 100ms));
+  EXPECT_FALSE(frozen);
+  EXPECT_GE(clock.now() - start, 100ms);
+  EXPECT_LT(reads, 1000);
 }
 
 TEST_F(AV1Backend, RefusesALimitWhoseControllerIsNotMountedAndMakesNothing) {

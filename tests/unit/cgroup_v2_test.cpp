@@ -63,6 +63,16 @@ TEST_F(AV2Backend, PutsPartitionedTasksInTheirPartitionFolder) {
   EXPECT_TRUE(tree_.exists(mount_ / "runscope/reserved"));  // the partition folder is never removed
 }
 
+TEST_F(AV2Backend, RefusesAParentThatClimbsOutOfTheHierarchy) {
+  try {
+    backend("a/../../etc");
+    FAIL() << "expected invalid_argument";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::invalid_argument);
+    EXPECT_NE(std::string(e.what()).find("a/../../etc"), std::string::npos);
+  }
+}
+
 TEST_F(AV2Backend, RefusesATakenName) {
   auto first = backend()->create(id_, Limits{});
   try {
