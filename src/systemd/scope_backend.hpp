@@ -1,0 +1,76 @@
+// cgroup::Backend for hosts where systemd owns the cgroup tree: every task gets a transient
+// scope "<alloc>-<task>.scope" under runscope's slice, made through SystemdManager (never by
+// mkdir), and is killed through the scope's own cgroup files before the unit is stopped.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cgroup/cgroup.hpp"
+#include "systemd/manager.hpp"
+
+namespace runscope::systemd {
+
+struct SystemdBackendOptions {
+  std::string parent_slice = "runscope.slice";           // config cgroups.parent
+  std::filesystem::path cgroup_root = "/sys/fs/cgroup";  // where systemd's cgroup2 tree is mounted
+  std::filesystem::path proc_root = "/proc";
+  std::chrono::nanoseconds destroy_timeout = std::chrono::seconds(10);  // used by destructors
+  Clock* clock = nullptr;  // null: the steady clock
+};
+
+// One of our scopes found again (after a daemon restart).
+struct FoundScope {
+  std::string unit;
+  std::string slice;
+  std::string active_state;
+  std::string control_group;
+};
+
+class SystemdBackend final : public cgroup::Backend {
+ public:
+  SystemdBackend(SystemdManager& manager, SystemdBackendOptions options = {});
+  // The same, owning its manager (see systemd/factory.hpp).
+  SystemdBackend(std::unique_ptr<SystemdManager> manager, SystemdBackendOptions options = {});
+
+  std::string manager_name() const override { return "systemd"; }
+  // Validates and prepares; the scope itself is made by place(), as systemd cannot make an empty one.
+  std::unique_ptr<cgroup::TaskCgroup> create(const TaskId& id, const cgroup::Limits& limits) override;
+
+  // Every loaded scope in runscope's slices, whatever its state.
+  std::vector<FoundScope> find_scopes();
+
+  // Internals shared with the scopes this backend makes.
+  SystemdManager& manager() { return manager_; }
+  const SystemdBackendOptions& options() const { return options_; }
+  Clock& clock() { return clock_; }
+  // PIDFDs support is learned from the first start: until then one start at a time tries it, so
+  // a burst of first starts does not pay a refused round trip each.
+  enum class PidfdSupport { unknown, supported, refused };
+  PidfdSupport pidfd_support() const { return pidfd_support_.load(); }
+  void note_pidfd_support(PidfdSupport s) { pidfd_support_.store(s); }
+  std::mutex& pidfd_probe_mutex() { return pidfd_probe_mutex_; }
+  bool pidfds_refused() const { return pidfd_support() == PidfdSupport::refused; }
+  std::vector<std::string> our_slices() const;
+  // The slice's ControlGroup, asked once per slice: a scope's folder is "<that>/<unit>", which
+  // saves a round trip per task (the answer is still checked against /proc/PID/cgroup).
+  std::string slice_control_group(const std::string& slice);
+
+ private:
+  std::unique_ptr<SystemdManager> owned_manager_;  // null when borrowed
+  SystemdManager& manager_;
+  SystemdBackendOptions options_;
+  Clock& clock_;
+  // Learned from systemd's first answer (versions before 253 refuse PIDFDs).
+  std::atomic<PidfdSupport> pidfd_support_{PidfdSupport::unknown};
+  std::mutex pidfd_probe_mutex_;
+  std::mutex slice_mutex_;
+  std::map<std::string, std::string> slice_cgroups_;
+};
+
+}  // namespace runscope::systemd
