@@ -173,7 +173,7 @@ int run_exec(const Globals& globals, const ExecOptions& options) {
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   } else {
     auto layout = cgroup::detect_host();
-    auto decision = driver::choose_manager(plan.query, layout, driver::systemd_booted);
+    auto decision = driver::choose_manager(plan.query, layout, driver::systemd_answers);
     managed = driver::make_backend(cfg, decision, {layout, cgroup::own_cgroups()});
   }
   driver::CloneSpawner spawner;

@@ -1,10 +1,9 @@
 #include "driver/backend_factory.hpp"
 
-#include <systemd/sd-daemon.h>
-
 #include "cgroup/v1_backend.hpp"
 #include "cgroup/v2_backend.hpp"
 #include "common/error.hpp"
+#include "systemd/factory.hpp"
 
 namespace runscope::driver {
 namespace {
@@ -45,8 +44,10 @@ std::unique_ptr<ManagedBackend> make_v1(const config::Config& config, const Mana
   return std::make_unique<SimpleBackend>(cgroup::make_v1_backend(std::move(options)), decision);
 }
 
-std::unique_ptr<ManagedBackend> make_systemd(const config::Config&, const ManagerDecision&, const BackendEnv&) {
-  throw Error(ErrorKind::unsupported, "the systemd manager is not available in this build");
+std::unique_ptr<ManagedBackend> make_systemd(const config::Config& config, const ManagerDecision& decision,
+                                             const BackendEnv&) {
+  // The backend owns its one bus connection; it throws BusError when systemd does not answer.
+  return std::make_unique<SimpleBackend>(systemd::make_systemd_backend(config.cgroups), decision);
 }
 
 }  // namespace
@@ -86,7 +87,7 @@ ManagerDecision choose_manager(const ManagerQuery& query, const cgroup::HostLayo
   return {ManagerKind::cgroupfs, layout.version()};
 }
 
-bool systemd_booted() { return ::sd_booted() > 0; }
+bool systemd_answers() { return systemd::probe_systemd_version().has_value(); }
 
 std::filesystem::path v2_parent(const std::string& parent, const cgroup::CgroupPaths& own) {
   if (!parent.empty() && parent.front() == '/') return std::filesystem::path(parent).relative_path();

@@ -1,6 +1,7 @@
 // Which manager confines tasks on this host, and the Backend that implements it.
 //
-//   unified host + systemd answering on the system bus -> systemd (transient scopes)
+//   unified host + systemd answering on the system bus -> systemd (transient scopes, see
+//                                                         systemd/factory.hpp)
 //   unified host without systemd                       -> cgroupfs, v2 backend
 //   hybrid or legacy host                              -> cgroupfs, v1 backend (systemd removed
 //                                                         v1 support, so it is never chosen)
@@ -39,8 +40,8 @@ struct ManagerQuery {
 ManagerDecision choose_manager(const ManagerQuery& query, const cgroup::HostLayout& layout,
                                const std::function<bool()>& systemd_running);
 
-// True when this host was booted with systemd as its init (sd_booted: /run/systemd/system).
-bool systemd_booted();
+// True when the system bus answers as systemd (asked with a short deadline; never throws).
+bool systemd_answers();
 
 // A Backend together with whatever it needs kept alive (a bus connection for systemd).
 class ManagedBackend {
