@@ -172,7 +172,7 @@ int run_exec(const Globals& globals, const ExecOptions& options) {
     // PID 1 to.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   } else {
-    auto layout = cgroup::detect_host();
+    auto layout = driver::detect_layout();
     auto decision = driver::choose_manager(plan.query, layout, driver::systemd_answers);
     managed = driver::make_backend(cfg, decision, {layout, cgroup::own_cgroups()});
   }

@@ -12,7 +12,7 @@ namespace {
 
 int run_fingerprint(const Globals& globals, bool json) {
   auto cfg = load(globals);
-  auto layout = cgroup::detect_host();
+  auto layout = driver::detect_layout();
   auto facts = cgroup::probe(layout, cgroup::own_cgroups());
   auto decision = driver::choose_manager({cfg.cgroups.manager, false}, layout, driver::systemd_answers);
   auto values = fingerprint_facts(facts, driver::to_string(decision.kind));

@@ -69,6 +69,28 @@ TEST(ChooseManager, TheTestOverrideDrivesTheCgroup2MountOfAHybridHost) {
   EXPECT_THROW(choose_manager({ManagerChoice::systemd, true}, layout_of(Mode::hybrid), must_not_ask), Error);
 }
 
+// Seen inside the contained systemd: cgroup2 mounted over the hybrid host's /sys/fs/cgroup.
+constexpr const char* kShadowedHybrid =
+    "47 46 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+    "48 47 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
+    "51 47 0:32 /../.. /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+    "57 47 0:38 /.. /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n"
+    "66 47 0:38 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n";
+
+TEST(DetectLayout, SeesOnlyTheCgroup2TreeMountedOverAHybridHost) {
+  EXPECT_EQ(drop_shadowed_mounts(kShadowedHybrid), "66 47 0:38 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n");
+  auto layout = cgroup::parse_mountinfo(drop_shadowed_mounts(kShadowedHybrid));
+  EXPECT_EQ(layout.mode, Mode::unified);
+  EXPECT_EQ(layout.unified_mount, "/sys/fs/cgroup");
+}
+
+TEST(DetectLayout, KeepsEveryMountOfAnOrdinaryHybridHost) {
+  std::string text(kShadowedHybrid);
+  text.erase(text.rfind("66 47"));
+  EXPECT_EQ(drop_shadowed_mounts(text), text);
+  EXPECT_EQ(cgroup::parse_mountinfo(drop_shadowed_mounts(text)).mode, Mode::hybrid);
+}
+
 TEST(V2Parent, AnchorsALeadingSlashAtTheRootAndNestsTheRestBeneathOurOwnCgroup) {
   cgroup::CgroupPaths own{{cgroup::kUnifiedKey, "/user.slice/me.scope"}};
   EXPECT_EQ(v2_parent("/runscope", own), "runscope");
