@@ -1,0 +1,44 @@
+#include "cli/fingerprint.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "driver/backend_factory.hpp"
+
+namespace runscope::cli {
+namespace {
+
+int run_fingerprint(const Globals& globals, bool json) {
+  auto cfg = load(globals);
+  auto layout = driver::detect_layout();
+  auto facts = cgroup::probe(layout, cgroup::own_cgroups());
+  auto decision = driver::choose_manager({cfg.cgroups.manager, false}, layout, driver::systemd_answers);
+  auto values = fingerprint_facts(facts, driver::to_string(decision.kind));
+  if (json) {
+    std::cout << nlohmann::json(values).dump(2) << "\n";
+  } else {
+    for (const auto& [key, value] : values) std::cout << key << "=" << value << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> fingerprint_facts(const cgroup::Probe& probe, std::string_view manager) {
+  auto facts = cgroup::probe_attributes(probe);
+  facts["cgroups.manager"] = std::string(manager);
+  facts["cpu.count"] = std::to_string(probe.online_cpus.size());
+  facts["runscope.version"] = RUNSCOPE_VERSION;
+  return facts;
+}
+
+Command add_fingerprint(CLI::App& app, const Globals& globals) {
+  auto* sub = app.add_subcommand("fingerprint", "Print what this host offers as sorted key=value lines");
+  auto json = std::make_shared<bool>(false);
+  sub->add_flag("--json", *json, "Print one JSON object instead");
+  return {sub, [&globals, json] { return run_fingerprint(globals, *json); }};
+}
+
+}  // namespace runscope::cli
