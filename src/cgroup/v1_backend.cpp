@@ -1,0 +1,144 @@
+#include "cgroup/v1_backend.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include "cgroup/util.hpp"
+#include "cgroup/v1_task.hpp"
+#include "cgroup/v2_backend.hpp"
+#include "common/error.hpp"
+#include "common/file.hpp"
+
+namespace runscope::cgroup {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<std::pair<std::string, const char*>> required_controllers(const Limits& limits) {
+  std::vector<std::pair<std::string, const char*>> out;
+  if (limits.memory_max) out.emplace_back("memory", "memory_max");
+  if (limits.cpu_weight) out.emplace_back("cpu", "cpu_weight");
+  if (limits.pids_max) out.emplace_back("pids", "pids_max");
+  if (limits.cpuset) out.emplace_back("cpuset", "cpuset");
+  if (limits.partition != CpuPartition::none) out.emplace_back("cpuset", "a cpu partition");
+  return out;
+}
+
+// A v1 cpuset folder starts with no CPUs and no memory nodes, and no process can join it until
+// both are set: copy them down from the parent when empty.
+void cg_inherit_cpuset(const fs::path& dir) {
+  for (const char* file : {v1file::kCpusetCpus, v1file::kCpusetMems}) {
+    if (!trim(read_file(dir / file)).empty()) continue;
+    write_file(dir / file, trim(read_file(dir.parent_path() / file)));
+  }
+}
+
+class V1Backend final : public Backend {
+ public:
+  explicit V1Backend(V1Options options) : o_(std::move(options)) { cg_check_parent(o_.parent); }
+
+  std::string manager_name() const override { return "cgroupfs"; }
+
+  std::unique_ptr<TaskCgroup> create(const TaskId& id, const Limits& limits) override {
+    for (const auto& [controller, limit] : required_controllers(limits)) {
+      if (!o_.layout.v1_mounts.count(controller)) {
+        throw Error(ErrorKind::unsupported, "cgroup v1 controller '" + controller + "' (needed for " + limit +
+                                                ") is not mounted on this host");
+      }
+    }
+    auto hierarchies = plan(id, limits.partition);
+    std::vector<fs::path> made;  // in creation order, for rollback
+    try {
+      for (auto& h : hierarchies) make(h, limits.partition, made);
+      apply_limits(hierarchies, limits);
+      return std::make_unique<V1TaskCgroup>(std::move(hierarchies), *o_.clock, o_.ops, o_.proc_root);
+    } catch (...) {
+      for (auto it = made.rbegin(); it != made.rend(); ++it) o_.ops.remove_dir(*it);
+      throw;
+    }
+  }
+
+ private:
+  // The task's folder in every mounted hierarchy it uses (co-mounted controllers share one).
+  std::vector<V1Hierarchy> plan(const TaskId& id, CpuPartition partition) const {
+    std::map<fs::path, V1Hierarchy> by_mount;
+    for (const char* c : kV1TaskControllers) {
+      auto it = o_.layout.v1_mounts.find(c);
+      if (it == o_.layout.v1_mounts.end()) continue;
+      auto& h = by_mount[it->second];
+      h.mount = it->second;
+      h.controllers.push_back(c);
+    }
+    std::vector<V1Hierarchy> out;
+    for (auto& [mount, h] : by_mount) {
+      fs::path base = h.mount / parent_in(h).relative_path();
+      if (h.has("cpuset") && partition == CpuPartition::shared) {
+        h.dir = base / kSharedPartition;
+        h.owned = false;
+      } else if (h.has("cpuset") && partition == CpuPartition::reserved) {
+        h.dir = base / kReservedPartition / id.cgroup_name();
+      } else {
+        h.dir = base / id.cgroup_name();
+      }
+      out.push_back(std::move(h));
+    }
+    return out;
+  }
+
+  // The parent folder, relative to the hierarchy's root.
+  fs::path parent_in(const V1Hierarchy& h) const {
+    fs::path parent(o_.parent);
+    auto own = o_.own.find(h.controllers.front());
+    fs::path mine = own == o_.own.end() ? fs::path("/") : fs::path(own->second);
+    if (parent.is_absolute() && !(h.has("memory") && mine != "/")) return parent;
+    return mine / parent.relative_path();
+  }
+
+  void make(const V1Hierarchy& h, CpuPartition partition, std::vector<fs::path>& made) const {
+    bool cpuset = h.has("cpuset");
+    fs::path relative = h.dir.parent_path().lexically_relative(h.mount);
+    if (!h.owned) relative = h.dir.lexically_relative(h.mount);  // the shared partition itself
+    auto new_dirs = cg_make_path(o_.ops, h.mount, relative);
+    // Parents (and partition folders) stay: other tasks use them; only a failed create's own
+    // non-partition parents are rolled back.
+    for (const auto& d : new_dirs) {
+      if (partition == CpuPartition::none || d.filename() != (h.owned ? kReservedPartition : kSharedPartition)) {
+        made.push_back(d);
+      }
+    }
+    if (cpuset) {
+      fs::path level = h.mount;
+      for (const auto& part : relative) cg_inherit_cpuset(level /= part);
+    }
+    if (!h.owned) return;
+    int err = o_.ops.make_dir(h.dir);
+    if (err == EEXIST) throw Error(ErrorKind::conflict, "cgroup " + h.dir.string() + " already exists", err);
+    if (err != 0) throw_system_error("mkdir " + h.dir.string(), err);
+    made.push_back(h.dir);
+    if (cpuset) cg_inherit_cpuset(h.dir);
+  }
+
+  static void apply_limits(const std::vector<V1Hierarchy>& hierarchies, const Limits& limits) {
+    for (const auto& h : hierarchies) {
+      if (!h.owned) continue;
+      if (limits.memory_max && h.has("memory")) {
+        write_file(h.dir / v1file::kMemoryLimit, std::to_string(*limits.memory_max));
+      }
+      if (limits.cpu_weight && h.has("cpu")) {
+        write_file(h.dir / v1file::kCpuShares, std::to_string(cg_weight_to_shares(*limits.cpu_weight)));
+      }
+      if (limits.pids_max && h.has("pids")) write_file(h.dir / v1file::kPidsMax, std::to_string(*limits.pids_max));
+      if (limits.cpuset && h.has("cpuset")) write_file(h.dir / v1file::kCpusetCpus, limits.cpuset->to_string());
+    }
+  }
+
+  V1Options o_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_v1_backend(V1Options options) {
+  return std::make_unique<V1Backend>(std::move(options));
+}
+
+}  // namespace runscope::cgroup

@@ -1,0 +1,52 @@
+// The v1 TaskCgroup: the task's folder in each hierarchy it uses. Internal to the v1 backend.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "cgroup/cgroup.hpp"
+#include "cgroup/fs_ops.hpp"
+#include "cgroup/v2_dir.hpp"
+
+namespace runscope::cgroup {
+
+struct V1Hierarchy {
+  std::filesystem::path mount;
+  std::vector<std::string> controllers;  // co-mounted ones share a hierarchy
+  std::filesystem::path dir;             // the task's folder in it
+  bool owned = true;                     // false: the shared cpuset partition (never removed or killed)
+
+  bool has(const std::string& controller) const;
+};
+
+class V1TaskCgroup final : public TaskCgroup {
+ public:
+  V1TaskCgroup(std::vector<V1Hierarchy> hierarchies, Clock& clock, CgroupFsOps ops,
+               std::filesystem::path proc_root);
+  ~V1TaskCgroup() override;
+
+  void place(pid_t pid) override;
+  std::vector<pid_t> pids() const override;
+  bool populated() const override { return !pids().empty(); }
+  void kill_all(const Deadline& deadline, KillMethod method) override;
+  void destroy(const Deadline& deadline) override;
+  void set_cpuset(const CpuSet& cpus) override;
+  Stats stats() const override;
+  std::string location() const override;
+
+ private:
+  const V2Dir* dir_with(const std::string& controller) const;  // owned folders only
+  bool freeze(const Deadline& deadline) const;
+  void thaw() const noexcept;
+  void check_placed(pid_t pid) const;
+
+  std::vector<V1Hierarchy> hierarchies_;
+  std::vector<V2Dir> dirs_;  // one per hierarchy, opened by fd (the file ops are version-neutral)
+  Clock& clock_;
+  CgroupFsOps ops_;
+  std::filesystem::path proc_root_;
+  bool destroyed_ = false;
+};
+
+}  // namespace runscope::cgroup
