@@ -1,0 +1,244 @@
+#include "systemd/scope_backend.hpp"
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <sstream>
+
+#include "cgroup/v2_dir.hpp"
+#include "common/fd.hpp"
+#include "common/file.hpp"
+#include "systemd/properties.hpp"
+
+namespace runscope::systemd {
+namespace {
+
+constexpr const char* kScopeInterface = "org.freedesktop.systemd1.Scope";
+constexpr int kMaxStartAttempts = 3;  // once with PIDFDs, once with PIDs, once after reset-failed
+
+UniqueFd open_pidfd(pid_t pid) {
+#ifdef SYS_pidfd_open
+  return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+#else
+  (void)pid;
+  return UniqueFd();
+#endif
+}
+
+// Every process of a scope, including sub-folders a delegated task made for itself.
+void collect_pids(const cgroup::V2Dir& dir, std::vector<pid_t>& out) {
+  const auto here = dir.pids();
+  out.insert(out.end(), here.begin(), here.end());
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir.path(), ec), end; !ec && it != end; it.increment(ec)) {
+    if (!it->is_directory(ec)) continue;
+    try {
+      collect_pids(cgroup::V2Dir::open(it->path()), out);
+    } catch (const Error&) {
+      // Removed while we looked: nothing left in it.
+    }
+  }
+}
+
+// The cgroup2 path of `pid` as its /proc/PID/cgroup "0::" line shows it.
+std::string unified_cgroup_of(const std::filesystem::path& proc_root, pid_t pid) {
+  std::istringstream in(read_file(proc_root / std::to_string(pid) / "cgroup"));
+  for (std::string line; std::getline(in, line);)
+    if (line.starts_with("0::")) return line.substr(3);
+  return "";
+}
+
+class ScopeCgroup final : public cgroup::TaskCgroup {
+ public:
+  ScopeCgroup(SystemdBackend& backend, TaskId id, cgroup::Limits limits)
+      : backend_(backend),
+        id_(std::move(id)),
+        limits_(std::move(limits)),
+        unit_(id_.unit_name()),
+        slice_(slice_for(backend.options().parent_slice, limits_.partition)) {}
+
+  ~ScopeCgroup() override {
+    try {
+      destroy(Deadline(backend_.clock(), backend_.options().destroy_timeout));
+    } catch (...) {
+      // Best effort: the destructor must not throw; destroy() already tried everything.
+    }
+  }
+
+  void place(pid_t pid) override;
+  std::vector<pid_t> pids() const override;
+  bool populated() const override { return dir_ && dir_->populated(); }
+  void kill_all(const Deadline& deadline, cgroup::KillMethod method) override {
+    if (dir_) dir_->kill_all(deadline, method);
+  }
+  void destroy(const Deadline& deadline) override;
+  void set_cpuset(const CpuSet& cpus) override;
+  cgroup::Stats stats() const override { return dir_ ? dir_->stats() : cgroup::Stats{}; }
+  std::string location() const override { return slice_ + "/" + unit_; }
+
+ private:
+  void start_scope(pid_t pid);
+  void make_room_for_stale_unit();
+  void check_membership(pid_t pid) const;
+  void clean_up_failed_start() noexcept;
+
+  SystemdBackend& backend_;
+  TaskId id_;
+  cgroup::Limits limits_;
+  std::string unit_;
+  std::string slice_;
+  std::string control_group_;
+  std::optional<cgroup::V2Dir> dir_;  // the scope's own cgroup folder, once placed
+  bool placed_ = false;
+  bool destroyed_ = false;
+  bool name_taken_ = false;  // the name belongs to a unit that is not ours: never stop or reset it
+};
+
+void ScopeCgroup::place(pid_t pid) {
+  if (placed_ || destroyed_) throw Error(ErrorKind::conflict, unit_ + ": place() called twice");
+  try {
+    start_scope(pid);
+    placed_ = true;
+    control_group_ = backend_.manager().control_group(unit_);
+    if (control_group_.empty()) throw Error(ErrorKind::bus, unit_ + ": systemd reports no ControlGroup");
+    dir_ = cgroup::V2Dir::open(backend_.options().cgroup_root / std::filesystem::path(control_group_).relative_path());
+    check_membership(pid);
+  } catch (...) {
+    clean_up_failed_start();
+    throw;
+  }
+}
+
+
+void ScopeCgroup::start_scope(pid_t pid) {
+  UniqueFd pidfd = backend_.pidfds_refused() ? UniqueFd() : open_pidfd(pid);
+  auto props = scope_properties(id_, limits_, slice_, pid,
+                                pidfd ? std::optional<int>(pidfd.get()) : std::nullopt);
+  bool reset_done = false;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      backend_.manager().start_transient_unit(unit_, props);
+      return;
+    } catch (const BusError& e) {
+      const bool refused = e.is(kUnknownProperty) || e.is(kPropertyReadOnly);
+      if (attempt < kMaxStartAttempts && refused && find_property(props, "PIDFDs")) {
+        // systemd before 253 does not know PIDFDs; systemd-run falls back the same way.
+        backend_.note_pidfds_refused();
+        props = scope_properties(id_, limits_, slice_, pid, std::nullopt);
+      } else if (attempt < kMaxStartAttempts && e.is(kUnitExists) && !reset_done) {
+        make_room_for_stale_unit();
+        reset_done = true;
+      } else {
+        name_taken_ = e.is(kUnitExists);
+        throw BusError(e.name(), "systemd refused scope " + unit_ + " for task " + id_.display() + ": " +
+                                     e.what() + " (" + e.name() + ")", e.kind());
+      }
+    }
+  }
+}
+
+// Only our own dead scope is cleared out of the way; anything else keeps its name.
+void ScopeCgroup::make_room_for_stale_unit() {
+  auto& manager = backend_.manager();
+  auto units = manager.list_units_by_patterns({}, {unit_});
+  if (units.empty()) return;  // collected meanwhile
+  const auto& state = units.front().active_state;
+  std::string slice;
+  try {
+    slice = std::get<std::string>(manager.get_unit_property(unit_, kScopeInterface, "Slice"));
+  } catch (const std::exception&) {
+    // Unreadable: treated as not ours below.
+  }
+  const auto ours = backend_.our_slices();
+  const bool is_ours = std::find(ours.begin(), ours.end(), slice) != ours.end();
+  if (!is_ours || (state != "failed" && state != "inactive")) {
+    name_taken_ = true;
+    throw Error(ErrorKind::conflict, "systemd unit " + unit_ + " already exists (state " + state + ", slice " +
+                                         (slice.empty() ? "unknown" : slice) +
+                                         ") and is not a dead runscope scope; not reusing it");
+  }
+  manager.reset_failed_unit(unit_);
+}
+
+void ScopeCgroup::check_membership(pid_t pid) const {
+  const auto actual = unified_cgroup_of(backend_.options().proc_root, pid);
+  if (actual != control_group_)
+    throw Error(ErrorKind::conflict, "task " + id_.display() + " (pid " + std::to_string(pid) + ") is in cgroup '" +
+                                         actual + "', not in its scope's '" + control_group_ + "'");
+}
+
+void ScopeCgroup::clean_up_failed_start() noexcept {
+  placed_ = false;
+  destroyed_ = true;
+  dir_.reset();
+  if (name_taken_) return;
+  try {
+    backend_.manager().stop_unit(unit_);
+  } catch (...) {
+  }
+  try {
+    backend_.manager().reset_failed_unit(unit_);
+  } catch (...) {
+  }
+}
+
+void ScopeCgroup::destroy(const Deadline& deadline) {
+  if (destroyed_) return;
+  if (placed_) {
+    if (dir_) dir_->kill_all(deadline, cgroup::KillMethod::automatic);
+    backend_.manager().stop_unit(unit_);
+    backend_.manager().reset_failed_unit(unit_);
+  }
+  destroyed_ = true;
+}
+
+std::vector<pid_t> ScopeCgroup::pids() const {
+  std::vector<pid_t> out;
+  if (!dir_) return out;
+  collect_pids(*dir_, out);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+void ScopeCgroup::set_cpuset(const CpuSet& cpus) {
+  auto prop = allowed_cpus_property(cpus);  // throws on an empty set before anything changes
+  if (placed_) backend_.manager().set_unit_properties(unit_, true, {prop});
+  limits_.cpuset = cpus;
+}
+
+}  // namespace
+
+SystemdBackend::SystemdBackend(SystemdManager& manager, SystemdBackendOptions options)
+    : manager_(manager), options_(std::move(options)), clock_(options_.clock ? *options_.clock : system_clock()) {
+  slice_for(options_.parent_slice, cgroup::CpuPartition::none);  // validates the name now
+}
+
+std::unique_ptr<cgroup::TaskCgroup> SystemdBackend::create(const TaskId& id, const cgroup::Limits& limits) {
+  if (limits.cpuset && limits.cpuset->empty())
+    throw Error(ErrorKind::invalid_argument, "task " + id.display() + ": empty cpuset");
+  return std::make_unique<ScopeCgroup>(*this, id, limits);
+}
+
+std::vector<std::string> SystemdBackend::our_slices() const {
+  const auto& parent = options_.parent_slice;
+  return {parent, slice_for(parent, cgroup::CpuPartition::shared), slice_for(parent, cgroup::CpuPartition::reserved)};
+}
+
+std::vector<FoundScope> SystemdBackend::find_scopes() {
+  const auto ours = our_slices();
+  std::vector<FoundScope> found;
+  for (const auto& unit : manager_.list_units_by_patterns({}, {"*.scope"})) {
+    try {
+      auto slice = std::get<std::string>(manager_.get_unit_property(unit.name, kScopeInterface, "Slice"));
+      if (std::find(ours.begin(), ours.end(), slice) == ours.end()) continue;
+      found.push_back({unit.name, slice, unit.active_state, manager_.control_group(unit.name)});
+    } catch (const BusError& e) {
+      if (!e.is(kNoSuchUnit)) throw;  // collected between the listing and the question
+    }
+  }
+  return found;
+}
+
+}  // namespace runscope::systemd

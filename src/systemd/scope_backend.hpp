@@ -1,0 +1,60 @@
+// cgroup::Backend for hosts where systemd owns the cgroup tree: every task gets a transient
+// scope "<alloc>-<task>.scope" under runscope's slice, made through SystemdManager (never by
+// mkdir), and is killed through the scope's own cgroup files before the unit is stopped.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cgroup/cgroup.hpp"
+#include "systemd/manager.hpp"
+
+namespace runscope::systemd {
+
+struct SystemdBackendOptions {
+  std::string parent_slice = "runscope.slice";           // config cgroups.parent
+  std::filesystem::path cgroup_root = "/sys/fs/cgroup";  // where systemd's cgroup2 tree is mounted
+  std::filesystem::path proc_root = "/proc";
+  std::chrono::nanoseconds destroy_timeout = std::chrono::seconds(10);  // used by destructors
+  Clock* clock = nullptr;  // null: the steady clock
+};
+
+// One of our scopes found again (after a daemon restart).
+struct FoundScope {
+  std::string unit;
+  std::string slice;
+  std::string active_state;
+  std::string control_group;
+};
+
+class SystemdBackend final : public cgroup::Backend {
+ public:
+  SystemdBackend(SystemdManager& manager, SystemdBackendOptions options = {});
+
+  std::string manager_name() const override { return "systemd"; }
+  // Validates and prepares; the scope itself is made by place(), as systemd cannot make an empty one.
+  std::unique_ptr<cgroup::TaskCgroup> create(const TaskId& id, const cgroup::Limits& limits) override;
+
+  // Every loaded scope in runscope's slices, whatever its state.
+  std::vector<FoundScope> find_scopes();
+
+  // Internals shared with the scopes this backend makes.
+  SystemdManager& manager() { return manager_; }
+  const SystemdBackendOptions& options() const { return options_; }
+  Clock& clock() { return clock_; }
+  bool pidfds_refused() const { return pidfds_refused_.load(); }
+  void note_pidfds_refused() { pidfds_refused_.store(true); }
+  std::vector<std::string> our_slices() const;
+
+ private:
+  SystemdManager& manager_;
+  SystemdBackendOptions options_;
+  Clock& clock_;
+  // Learned from systemd's first refusal (versions before 253), so later starts skip PIDFDs.
+  std::atomic<bool> pidfds_refused_{false};
+};
+
+}  // namespace runscope::systemd

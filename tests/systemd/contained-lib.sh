@@ -1,0 +1,112 @@
+# Boots a real systemd as PID 1 of its own PID, mount, cgroup, UTS and IPC namespaces, in unified
+# (cgroup v2) mode, with a real system D-Bus, following ../shared/notes/contained-systemd.md.
+# Sourced by run-contained.sh and bench/systemd-bench.sh. Needs root.
+#   contained_boot          boots it and waits for `running`; sets CT_PID1 (host pid of its PID 1)
+#   contained_run CMD...    runs CMD as a transient service of that systemd (so systemd can move
+#                           its children into scopes), stdio piped through; returns CMD's status
+#   contained_teardown      kills PID 1 by pid and removes the test cgroup tree; safe to repeat
+# Safety: the host's /sys/fs/cgroup is never remounted (a fresh cgroup2 is mounted inside the new
+# mount namespace only), SYSTEMD_UNIT_PATH holds one folder with NO trailing ':' (else systemd
+# reads the host's units), and no process leaves the v1 memory cgroup it started in.
+
+CT_ID="runscope-test-$$"
+CT_CG="/sys/fs/cgroup/unified/$CT_ID"
+CT_DIR=""
+CT_PID1=""
+CT_UNSHARE_PID=""
+CT_BOOT_TIMEOUT=${CT_BOOT_TIMEOUT:-30}
+
+ct_in() { nsenter -t "$CT_PID1" -m -p -u -i -C "$@"; }
+
+ct_write_units() {
+  local units=$CT_DIR/units
+  mkdir -p "$units"
+  cat > "$units/test.target" <<'UNIT'
+[Unit]
+Description=runscope contained test target
+Wants=dbus.socket dbus.service
+UNIT
+  cp /lib/systemd/system/dbus.socket /lib/systemd/system/dbus.service "$units/"
+}
+
+ct_write_inner() {
+  cat > "$CT_DIR/inner.sh" <<INNER
+#!/bin/bash
+set -e
+mount -t tmpfs tmpfs /run
+mkdir -p /run/lock
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+exec env -i container=runscope-test SYSTEMD_UNIT_PATH=$CT_DIR/units \\
+  PATH=/usr/sbin:/usr/bin:/sbin:/bin /lib/systemd/systemd --unit=test.target
+INNER
+  chmod +x "$CT_DIR/inner.sh"
+}
+
+contained_boot() {
+  [ "$(id -u)" -eq 0 ] || { echo "contained systemd: needs root" >&2; return 1; }
+  [ -d /sys/fs/cgroup/unified ] || { echo "contained systemd: no cgroup2 at /sys/fs/cgroup/unified" >&2; return 1; }
+  CT_DIR=$(mktemp -d /tmp/runscope-contained.XXXXXX)
+  ct_write_units
+  ct_write_inner
+  mkdir "$CT_CG"
+  # Only the subshell that becomes unshare joins the test cgroup (cgroup2 only; v1 untouched).
+  ( echo "$BASHPID" > "$CT_CG/cgroup.procs"
+    exec unshare --uts --ipc --cgroup --mount --pid --fork --mount-proc --propagation private \
+      "$CT_DIR/inner.sh" ) > "$CT_DIR/systemd.log" 2>&1 &
+  CT_UNSHARE_PID=$!
+  local waited=0
+  while [ -z "$CT_PID1" ]; do
+    CT_PID1=$(cat "/proc/$CT_UNSHARE_PID/task/$CT_UNSHARE_PID/children" 2>/dev/null | awk '{print $1}')
+    [ -n "$CT_PID1" ] && break
+    waited=$((waited + 1))
+    if [ "$waited" -gt 100 ] || ! kill -0 "$CT_UNSHARE_PID" 2>/dev/null; then
+      echo "contained systemd: unshare did not start PID 1" >&2; cat "$CT_DIR/systemd.log" >&2; return 1
+    fi
+    sleep 0.05
+  done
+  local state="" deadline=$((SECONDS + CT_BOOT_TIMEOUT))
+  # Until PID 1 opens its private socket systemctl cannot connect; then --wait blocks until booted.
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    state=$(timeout "$CT_BOOT_TIMEOUT" nsenter -t "$CT_PID1" -m -p -u -i -C \
+            systemctl is-system-running --wait 2>&1) || true
+    case "$state" in running|degraded|maintenance|stopping|offline) break ;; esac
+    kill -0 "$CT_PID1" 2>/dev/null || break
+    sleep 0.05
+  done
+  if [ "$state" != "running" ]; then
+    echo "contained systemd: state '$state' instead of 'running' after ${CT_BOOT_TIMEOUT}s" >&2
+    ct_in systemctl --no-pager --failed >&2 || true
+    tail -n 30 "$CT_DIR/systemd.log" >&2
+    return 1
+  fi
+}
+
+contained_run() {
+  local unit="runscope-run-$$-$RANDOM"
+  ct_in systemd-run --quiet --wait --pipe --collect --unit="$unit" --service-type=exec \
+    -p DefaultDependencies=no -p Delegate=yes -p TasksMax=infinity \
+    --setenv=PATH=/usr/sbin:/usr/bin:/sbin:/bin --setenv=RUNSCOPE_CONTAINED_SYSTEMD=1 \
+    ${CT_EXTRA_ENV:+--setenv="$CT_EXTRA_ENV"} "$@"
+}
+
+contained_teardown() {
+  set +e
+  if [ -n "$CT_PID1" ] && [ -d "/proc/$CT_PID1" ]; then
+    kill -9 "$CT_PID1"  # PID 1 of the namespace: the kernel ends every process in it
+  fi
+  if [ -n "$CT_UNSHARE_PID" ]; then
+    wait "$CT_UNSHARE_PID" 2>/dev/null
+  fi
+  if [ -d "$CT_CG" ]; then
+    local tries=0
+    while [ "$(cat "$CT_CG/cgroup.events" 2>/dev/null | awk '/populated/ {print $2}')" = "1" ] && [ $tries -lt 100 ]; do
+      sleep 0.05; tries=$((tries + 1))
+    done
+    find "$CT_CG" -depth -type d -exec rmdir {} \; 2>/dev/null
+    [ -d "$CT_CG" ] && echo "contained systemd: could not remove $CT_CG" >&2
+  fi
+  [ -n "$CT_DIR" ] && rm -rf "$CT_DIR"
+  CT_PID1=""
+  CT_UNSHARE_PID=""
+  set -e
+}

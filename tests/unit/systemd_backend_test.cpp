@@ -1,0 +1,231 @@
+// SystemdBackend's decisions against a fake SystemdManager and a fake cgroup2 tree: PIDFDs
+// fallback, UnitExists handling, cleanup after a failed start, live AllowedCPUs.
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+
+#include "common/file.hpp"
+#include "support/fake_cgroup_tree.hpp"
+#include "systemd/properties.hpp"
+#include "systemd/scope_backend.hpp"
+
+namespace runscope::systemd {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Records calls; start_transient_unit throws the queued errors first, then "makes" the scope's
+// folder in the fake tree and writes the pid's /proc/PID/cgroup as systemd would.
+class FakeManager final : public SystemdManager {
+ public:
+  FakeManager(runscope::testing::FakeCgroupTree& tree, fs::path mount, fs::path proc)
+      : tree_(tree), mount_(std::move(mount)), proc_(std::move(proc)) {}
+
+  void start_transient_unit(const std::string& name, const std::vector<UnitProperty>& props) override {
+    starts.push_back({name, props});
+    if (!start_errors.empty()) {
+      auto e = start_errors.front();
+      start_errors.pop_front();
+      throw e;
+    }
+    const auto slice = std::get<std::string>(find_property(props, "Slice")->value);
+    const auto cg = "/" + slice + "/" + name;
+    tree_.make_cgroup(mount_ / fs::path(cg).relative_path());
+    cgroups[name] = cg;
+    pid_t pid = 0;
+    if (auto* p = find_property(props, "PIDs")) pid = static_cast<pid_t>(std::get<std::vector<std::uint32_t>>(p->value).at(0));
+    if (find_property(props, "PIDFDs")) pid = pid_for_pidfd;
+    fs::create_directories(proc_ / std::to_string(pid));
+    write_file_atomic(proc_ / std::to_string(pid) / "cgroup", "0::" + (misplace ? std::string("/elsewhere") : cg) + "\n");
+  }
+  void stop_unit(const std::string& name) override { stops.push_back(name); }
+  void reset_failed_unit(const std::string& name) override { resets.push_back(name); }
+  void set_unit_properties(const std::string& name, bool runtime, const std::vector<UnitProperty>& props) override {
+    set_calls.push_back({name, runtime, props});
+  }
+  PropertyValue get_unit_property(const std::string&, const std::string&, const std::string& property) override {
+    if (property == "Slice") return existing_slice;
+    throw BusError(kUnknownProperty, property);
+  }
+  std::string control_group(const std::string& name) override { return cgroups.at(name); }
+  std::vector<UnitStatus> list_units_by_patterns(const std::vector<std::string>&,
+                                                 const std::vector<std::string>& patterns) override {
+    std::vector<UnitStatus> out;
+    if (!existing_state.empty()) out.push_back({patterns.at(0), "loaded", existing_state, "dead"});
+    return out;
+  }
+  std::string version() override { return "252"; }
+
+  struct Start {
+    std::string name;
+    std::vector<UnitProperty> props;
+  };
+  struct SetCall {
+    std::string name;
+    bool runtime;
+    std::vector<UnitProperty> props;
+  };
+  std::deque<BusError> start_errors;
+  std::vector<Start> starts;
+  std::vector<std::string> stops, resets;
+  std::vector<SetCall> set_calls;
+  std::map<std::string, std::string> cgroups;
+  std::string existing_state;  // of a unit already holding the name; empty: none
+  std::string existing_slice = "runscope.slice";
+  pid_t pid_for_pidfd = 0;
+  bool misplace = false;
+
+ private:
+  runscope::testing::FakeCgroupTree& tree_;
+  fs::path mount_;
+  fs::path proc_;
+};
+
+class ASystemdBackendWithAFakeManager : public ::testing::Test {
+ protected:
+  ASystemdBackendWithAFakeManager()
+      : mount_(tree_.add_v2({})), manager_(tree_, mount_, tree_.root() / "proc") {
+    options_.cgroup_root = mount_;
+    options_.proc_root = tree_.root() / "proc";
+    options_.clock = &clock_;
+    manager_.pid_for_pidfd = ::getpid();
+  }
+  SystemdBackend backend() { return SystemdBackend(manager_, options_); }
+
+  runscope::testing::FakeCgroupTree tree_;
+  fs::path mount_;
+  FakeManager manager_;
+  FakeClock clock_;
+  SystemdBackendOptions options_;
+  const TaskId id_{"alloc1", "web"};
+};
+
+TEST_F(ASystemdBackendWithAFakeManager, StartsTheScopeOnPlaceWithAPidfdFirst) {
+  auto b = backend();
+  auto cg = b.create(id_, cgroup::Limits{});
+  EXPECT_TRUE(manager_.starts.empty()) << "systemd cannot make an empty scope: nothing before place()";
+  cg->place(::getpid());
+  ASSERT_EQ(manager_.starts.size(), 1U);
+  EXPECT_EQ(manager_.starts[0].name, "alloc1-web.scope");
+  EXPECT_NE(find_property(manager_.starts[0].props, "PIDFDs"), nullptr);
+  EXPECT_EQ(cg->location(), "runscope.slice/alloc1-web.scope");
+}
+
+TEST_F(ASystemdBackendWithAFakeManager, FallsBackToPidsWhenSystemdDoesNotKnowPidfdsAndRemembers) {
+  manager_.start_errors.push_back(BusError(kPropertyReadOnly, "Cannot set property PIDFDs, or unknown property."));
+  auto b = backend();
+  auto cg = b.create(id_, cgroup::Limits{});
+  cg->place(::getpid());
+  ASSERT_EQ(manager_.starts.size(), 2U);
+  EXPECT_EQ(find_property(manager_.starts[1].props, "PIDFDs"), nullptr);
+  EXPECT_NE(find_property(manager_.starts[1].props, "PIDs"), nullptr);
+  EXPECT_TRUE(b.pidfds_refused());
+
+  auto cg2 = b.create(TaskId("alloc1", "db"), cgroup::Limits{});
+  cg2->place(::getpid());
+  ASSERT_EQ(manager_.starts.size(), 3U);
+  EXPECT_EQ(find_property(manager_.starts[2].props, "PIDFDs"), nullptr);
+}
+
+TEST_F(ASystemdBackendWithAFakeManager, ResetsItsOwnFailedUnitAndRetriesOnce) {
+  manager_.start_errors.push_back(BusError(kUnitExists, "Unit alloc1-web.scope already exists."));
+  manager_.existing_state = "failed";
+  auto b = backend();
+  auto cg = b.create(id_, cgroup::Limits{});
+  cg->place(::getpid());
+  EXPECT_EQ(manager_.resets, std::vector<std::string>{"alloc1-web.scope"});
+  EXPECT_EQ(manager_.starts.size(), 2U);
+}
+
+TEST_F(ASystemdBackendWithAFakeManager, GivesUpWhenTheUnitStillExistsAfterOneReset) {
+  manager_.start_errors.push_back(BusError(kUnitExists, "exists"));
+  manager_.start_errors.push_back(BusError(kUnitExists, "exists"));
+  manager_.existing_state = "failed";
+  auto b = backend();
+  auto cg = b.create(id_, cgroup::Limits{});
+  EXPECT_THROW(cg->place(::getpid()), BusError);
+  EXPECT_EQ(manager_.starts.size(), 2U);
+}
+
+TEST_F(ASystemdBackendWithAFakeManager, RefusesAnActiveOrForeignUnitOfTheSameName) {
+  for (auto [state, slice] : {std::pair{"active", "runscope.slice"}, std::pair{"failed", "user.slice"}}) {
+    manager_.start_errors = {BusError(kUnitExists, "exists")};
+    manager_.existing_state = state;
+    manager_.existing_slice = slice;
+    manager_.resets.clear();
+    manager_.stops.clear();
+    auto b = backend();
+    auto cg = b.create(id_, cgroup::Limits{});
+    try {
+      cg->place(::getpid());
+      FAIL() << state << " " << slice;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::conflict);
+      EXPECT_NE(std::string(e.what()).find("alloc1-web.scope"), std::string::npos);
+    }
+    EXPECT_TRUE(manager_.resets.empty()) << "someone else's unit is never reset";
+    EXPECT_TRUE(manager_.stops.empty()) << "someone else's unit is never stopped";
+  }
+}
+
+TEST_F(ASystemdBackendWithAFakeManager, NamesTheUnitAndSystemdsReasonWhenAPropertyIsRefused) {
+  manager_.start_errors.push_back(BusError("org.freedesktop.DBus.Error.InvalidArgs",
+                                           "Value specified in CPUWeight is out of range"));
+  auto b = backend();
+  auto cg = b.create(id_, cgroup::Limits{});
+  try {
+    cg->place(::getpid());
+    FAIL();
+  } catch (const BusError& e) {
+    EXPECT_EQ(e.name(), "org.freedesktop.DBus.Error.InvalidArgs");
+    EXPECT_NE(std::string(e.what()).find("CPUWeight"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("alloc1-web.scope"), std::string::npos);
+  }
+  EXPECT_EQ(manager_.stops, std::vector<std::string>{"alloc1-web.scope"}) << "a failed start leaves nothing";
+}
+
+TEST_F(ASystemdBackendWithAFakeManager, StopsTheScopeWhenThePidDidNotLandInIt) {
+  manager_.misplace = true;
+  auto b = backend();
+  auto cg = b.create(id_, cgroup::Limits{});
+  EXPECT_THROW(cg->place(::getpid()), Error);
+  EXPECT_EQ(manager_.stops, std::vector<std::string>{"alloc1-web.scope"});
+  EXPECT_EQ(manager_.resets, std::vector<std::string>{"alloc1-web.scope"});
+}
+
+TEST_F(ASystemdBackendWithAFakeManager, ChangesAllowedCpusAtRuntimeAndNeverToEmpty) {
+  auto b = backend();
+  auto cg = b.create(id_, cgroup::Limits{});
+  cg->place(::getpid());
+  cg->set_cpuset(CpuSet::parse("1-2"));
+  ASSERT_EQ(manager_.set_calls.size(), 1U);
+  EXPECT_TRUE(manager_.set_calls[0].runtime);
+  EXPECT_EQ(std::get<std::vector<std::uint8_t>>(manager_.set_calls[0].props.at(0).value),
+            std::vector<std::uint8_t>{0x06});
+  EXPECT_THROW(cg->set_cpuset(CpuSet{}), Error);
+  EXPECT_EQ(manager_.set_calls.size(), 1U);
+}
+
+TEST_F(ASystemdBackendWithAFakeManager, KillsThroughTheScopesFolderThenStopsTheUnitOnDestroy) {
+  auto b = backend();
+  auto cg = b.create(id_, cgroup::Limits{});
+  cg->place(::getpid());
+  cg->destroy(Deadline(clock_, std::chrono::seconds(1)));
+  EXPECT_EQ(tree_.read(mount_ / "runscope.slice/alloc1-web.scope/cgroup.kill"), "1");
+  EXPECT_EQ(manager_.stops, std::vector<std::string>{"alloc1-web.scope"});
+  cg.reset();
+  EXPECT_EQ(manager_.stops.size(), 1U) << "destroy is idempotent; the destructor does nothing more";
+}
+
+TEST_F(ASystemdBackendWithAFakeManager, PutsSharedTasksUnderTheSharedSlice) {
+  cgroup::Limits limits;
+  limits.partition = cgroup::CpuPartition::shared;
+  auto b = backend();
+  auto cg = b.create(id_, limits);
+  cg->place(::getpid());
+  EXPECT_EQ(std::get<std::string>(find_property(manager_.starts[0].props, "Slice")->value), "runscope-shared.slice");
+}
+
+}  // namespace
+}  // namespace runscope::systemd
