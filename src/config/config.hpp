@@ -26,6 +26,7 @@ struct CgroupsConfig {
   // hierarchy's root (default "/runscope"), otherwise it lies beneath runscope's own cgroup.
   std::optional<std::string> parent;
   Duration systemd_timeout = std::chrono::seconds(30);  // deadline for a systemd job
+  bool operator==(const CgroupsConfig&) const = default;
 };
 
 struct CpusetConfig {
@@ -33,17 +34,20 @@ struct CpusetConfig {
   CpuSet reserved_cores;                   // kept for the system, never handed out
   unsigned min_shared_cores = 1;
   Duration reconcile_interval = std::chrono::seconds(30);
+  bool operator==(const CpusetConfig&) const = default;
 };
 
 struct TaskConfig {
   int kill_signal = 15;  // SIGTERM
   Duration kill_timeout = std::chrono::seconds(5);
   std::vector<uid_t> denied_uids;
+  bool operator==(const TaskConfig&) const = default;
 };
 
 struct DaemonConfig {
   std::filesystem::path state_dir = "/var/lib/runscope";
   std::string log_level = "info";  // trace, debug, info, warn, error, critical, off
+  bool operator==(const DaemonConfig&) const = default;
 };
 
 struct Config {
@@ -58,6 +62,9 @@ struct Config {
 // Error(config) with "FILE:LINE:COLUMN: key: what is wrong". A missing file at the default
 // path yields the defaults; a missing file given explicitly is an error.
 Config load_config(const std::filesystem::path& path, bool explicit_path);
+
+// The same, from text already read; `source_name` is the FILE in messages.
+Config parse_config(std::string_view text, const std::filesystem::path& source_name);
 
 // The parent to use for a given cgroup version when none is configured.
 std::string parent_for(const CgroupsConfig& cgroups, bool v2);

@@ -1,0 +1,79 @@
+#include "cpuset/cpusets.hpp"
+
+namespace runscope::cpuset {
+
+Cpusets::Cpusets(Planner planner, Applier& applier, Clock& clock, Duration reconcile_interval)
+    : planner_(std::move(planner)), reconciler_(applier), clock_(clock), interval_(reconcile_interval) {}
+
+void Cpusets::start() {
+  std::lock_guard lock(mutex_);
+  reconciler_.start(planner_.desired());
+  next_full_ = clock_.now() + interval_;
+}
+
+CpuSet Cpusets::reserve(const TaskId& task, unsigned count) {
+  std::lock_guard lock(mutex_);
+  CpuSet cpus = planner_.reserve(task, count);
+  try {
+    reconciler_.change(planner_.desired());
+  } catch (...) {
+    planner_.release(task);
+    try {
+      reconciler_.change(planner_.desired());
+    } catch (...) {  // the next reconcile retries; the first error is the one to report
+    }
+    throw;
+  }
+  return cpus;
+}
+
+void Cpusets::release(const TaskId& task) {
+  std::lock_guard lock(mutex_);
+  if (planner_.release(task)) reconciler_.change(planner_.desired());
+}
+
+void Cpusets::restore(const TaskId& task, const CpuSet& cpus) {
+  std::lock_guard lock(mutex_);
+  planner_.restore(task, cpus);
+}
+
+void Cpusets::add_shared_task() {
+  std::lock_guard lock(mutex_);
+  planner_.add_shared_task();
+}
+
+void Cpusets::remove_shared_task() {
+  std::lock_guard lock(mutex_);
+  planner_.remove_shared_task();
+}
+
+bool Cpusets::tick() {
+  std::lock_guard lock(mutex_);
+  if (clock_.now() < next_full_) return false;
+  next_full_ = clock_.now() + interval_;
+  reconciler_.reconcile_all();
+  return true;
+}
+
+void Cpusets::reconcile_now() {
+  std::lock_guard lock(mutex_);
+  reconciler_.reconcile_all();
+  next_full_ = clock_.now() + interval_;
+}
+
+CpuSet Cpusets::shared_pool() const {
+  std::lock_guard lock(mutex_);
+  return planner_.shared_pool();
+}
+
+DesiredState Cpusets::desired() const {
+  std::lock_guard lock(mutex_);
+  return planner_.desired();
+}
+
+ReconcileCounts Cpusets::counts() const {
+  std::lock_guard lock(mutex_);
+  return reconciler_.counts();
+}
+
+}  // namespace runscope::cpuset
