@@ -1,7 +1,45 @@
 // runscope: the command-line entry point. It only wires; each subcommand lives in its own file.
-#include <cstdio>
+#include <CLI/CLI.hpp>
 
-int main() {
-  std::puts("runscope " RUNSCOPE_VERSION);
-  return 0;
+#include <cstdio>
+#include <vector>
+
+#include "cli/context.hpp"
+#include "cli/exec.hpp"
+#include "cli/fingerprint.hpp"
+
+int main(int argc, char** argv) {
+  using namespace runscope::cli;
+  Globals globals;
+  CLI::App app{"runscope: run tasks each in its own cgroup, killed with nothing left behind", "runscope"};
+  app.set_version_flag("--version", "runscope " RUNSCOPE_VERSION);
+  app.add_option_function<std::string>(
+      "--config",
+      [&globals](const std::string& path) {
+        globals.config_path = path;
+        globals.config_given = true;
+      },
+      "Config file (default /etc/runscope/runscope.toml)");
+  app.add_option("--log-level", globals.log_level, "trace, debug, info, warn (default), error, off");
+  app.require_subcommand(1);
+  std::vector<Command> commands{add_exec(app, globals), add_fingerprint(app, globals)};
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "runscope: %s\n", e.what());
+    return kExitUsage;
+  }
+  try {
+    setup_logging(globals.log_level);
+    for (const auto& command : commands) {
+      if (command.app->parsed()) return command.run();
+    }
+  } catch (const std::exception& e) {
+    return report(e);
+  }
+  return kExitUsage;
 }

@@ -1,0 +1,122 @@
+// Start-to-exit of /bin/true through the runner API on this host's cgroupfs (v1 on hybrid and
+// legacy hosts), versus a bare fork+exec+wait in the same run. Target: runner p50 within 1.5x.
+// Usage (root): start_bench [ITERATIONS]. Uses a relative parent runscope-bench-<pid>, removed after.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cgroup/cgroup.hpp"
+#include "cgroup/host.hpp"
+#include "cgroup/v1_backend.hpp"
+#include "cgroup/v2_backend.hpp"
+#include "driver/runner.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace fs = std::filesystem;
+using namespace runscope;
+using Steady = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* kTrue = "/bin/true";
+
+double millis(Steady::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+void bare_fork_exec() {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl(kTrue, kTrue, static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+}
+
+struct Row {
+  std::string name;
+  std::vector<double> samples;
+  double percentile(double p) {
+    std::sort(samples.begin(), samples.end());
+    return samples[static_cast<std::size_t>(p * static_cast<double>(samples.size() - 1))];
+  }
+};
+
+std::unique_ptr<cgroup::Backend> make_backend(const cgroup::HostLayout& layout, const std::string& parent) {
+  if (layout.version() == cgroup::Version::v2) {
+    cgroup::V2Options options;
+    options.root = layout.unified_mount;
+    options.parent = parent;
+    return cgroup::make_v2_backend(std::move(options));
+  }
+  cgroup::V1Options options;
+  options.layout = layout;
+  options.own = cgroup::own_cgroups();
+  options.parent = parent;
+  return cgroup::make_v1_backend(std::move(options));
+}
+
+void remove_parent(const cgroup::HostLayout& layout, const std::string& parent) {
+  auto own = cgroup::own_cgroups();
+  std::vector<fs::path> dirs;
+  if (layout.version() == cgroup::Version::v2) dirs.push_back(layout.unified_mount / parent);
+  for (const auto& [controller, mount] : layout.v1_mounts) {
+    auto it = own.find(controller);
+    dirs.push_back(mount / (it != own.end() ? fs::path(it->second).relative_path() : fs::path()) / parent);
+  }
+  for (const auto& dir : dirs) ::rmdir(dir.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int iterations = argc > 1 ? std::stoi(argv[1]) : 300;
+  if (::geteuid() != 0) {
+    std::fprintf(stderr, "start_bench: needs root (it makes cgroups)\n");
+    return 1;
+  }
+  spdlog::set_level(spdlog::level::warn);
+  auto layout = cgroup::detect_host();
+  const std::string parent = "runscope-bench-" + std::to_string(::getpid());
+  auto backend = make_backend(layout, parent);
+  driver::CloneSpawner spawner;
+  driver::Runner with_cgroups(backend.get(), spawner, system_clock());
+  driver::Runner without_cgroups(nullptr, spawner, system_clock());
+  driver::SpawnSpec spec;
+  spec.argv = {kTrue};
+
+  Row bare{"bare fork+exec+wait", {}}, runner{"runner, cgroupfs " + std::string(cgroup::to_string(layout.version())), {}},
+      plain{"runner, no_cgroups", {}}, empty{"cgroup create+destroy", {}};
+  auto time = [](Row& row, const std::function<void()>& f) {
+    auto start = Steady::now();
+    f();
+    row.samples.push_back(millis(Steady::now() - start));
+  };
+  for (int i = 0; i < iterations; ++i) {  // interleaved, so load changes hit every row alike
+    time(bare, bare_fork_exec);
+    time(runner, [&] { with_cgroups.start(TaskId("bench", "t" + std::to_string(i)), {}, spec)->wait(); });
+    time(plain, [&] { without_cgroups.start(TaskId("bench", "p"), {}, spec)->wait(); });
+    time(empty, [&] { backend->create(TaskId("bench", "e"), {})->destroy(Deadline(system_clock(), std::chrono::seconds(10))); });
+  }
+  backend.reset();
+  remove_parent(layout, parent);
+
+  std::printf("start-to-exit of %s, %d runs each, host mode %s\n\n", kTrue, iterations,
+              std::string(cgroup::to_string(layout.mode)).c_str());
+  std::printf("| %-24s | %9s | %9s | %8s |\n", "path", "p50 ms", "p90 ms", "p50 / bare");
+  std::printf("|%s|%s|%s|%s|\n", std::string(26, '-').c_str(), std::string(11, '-').c_str(),
+              std::string(11, '-').c_str(), std::string(12, '-').c_str());
+  const double base = bare.percentile(0.5);
+  for (Row* row : {&bare, &runner, &plain, &empty}) {
+    double p50 = row->percentile(0.5);
+    std::printf("| %-24s | %9.3f | %9.3f | %9.2fx |\n", row->name.c_str(), p50, row->percentile(0.9), p50 / base);
+  }
+  return 0;
+}

@@ -1,0 +1,66 @@
+// Which manager confines tasks on this host, and the Backend that implements it.
+//
+//   unified host + systemd answering on the system bus -> systemd (transient scopes)
+//   unified host without systemd                       -> cgroupfs, v2 backend
+//   hybrid or legacy host                              -> cgroupfs, v1 backend (systemd removed
+//                                                         v1 support, so it is never chosen)
+// `manager = "systemd"` on a host where it cannot work is an error, never a silent fallback.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cgroup/cgroup.hpp"
+#include "cgroup/host.hpp"
+#include "config/config.hpp"
+
+namespace runscope::driver {
+
+enum class ManagerKind { cgroupfs, systemd };
+std::string_view to_string(ManagerKind kind);
+
+struct ManagerDecision {
+  ManagerKind kind = ManagerKind::cgroupfs;
+  cgroup::Version version = cgroup::Version::v1;  // which cgroupfs backend (systemd: always v2)
+  bool operator==(const ManagerDecision&) const = default;
+};
+
+struct ManagerQuery {
+  config::ManagerChoice choice = config::ManagerChoice::automatic;
+  // Test/diagnostic override: drive the cgroup2 mount of a hybrid host with the v2 cgroupfs
+  // backend (`runscope exec --cgroupfs-v2`, hidden). Only with the cgroupfs manager.
+  bool force_v2 = false;
+};
+
+// The pure decision (unit-tested for every mode). `systemd_running` is asked only when it
+// matters. Throws Error(unsupported) naming the manager and the host mode when impossible.
+ManagerDecision choose_manager(const ManagerQuery& query, const cgroup::HostLayout& layout,
+                               const std::function<bool()>& systemd_running);
+
+// True when this host was booted with systemd as its init (sd_booted: /run/systemd/system).
+bool systemd_booted();
+
+// A Backend together with whatever it needs kept alive (a bus connection for systemd).
+class ManagedBackend {
+ public:
+  virtual ~ManagedBackend() = default;
+  virtual cgroup::Backend& backend() = 0;
+  virtual ManagerDecision decision() const = 0;
+};
+
+struct BackendEnv {
+  cgroup::HostLayout layout;
+  cgroup::CgroupPaths own;  // runscope's own cgroups (relative parents lie beneath them)
+  Clock* clock = &system_clock();
+};
+
+// The v2 folder (relative to the cgroup2 mount) for a configured parent: a leading '/' anchors
+// it at the mount's root, otherwise it lies beneath runscope's own cgroup2 cgroup.
+std::filesystem::path v2_parent(const std::string& parent, const cgroup::CgroupPaths& own);
+
+std::unique_ptr<ManagedBackend> make_backend(const config::Config& config, const ManagerDecision& decision,
+                                             const BackendEnv& env);
+
+}  // namespace runscope::driver

@@ -1,0 +1,154 @@
+#include "driver/runner.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "common/error.hpp"
+
+namespace runscope::driver {
+namespace {
+
+// How often the no_cgroups cleanup looks whether the process group is gone.
+constexpr std::chrono::milliseconds kGroupPollInterval{2};
+
+bool process_group_exists(pid_t pgid) { return ::kill(-pgid, 0) == 0 || errno == EPERM; }
+
+// Zombies of the group that were reparented to us (when we are a child subreaper) would keep the
+// group "existing" until we reap them; PID 1 reaps the others.
+void reap_group_zombies(pid_t pgid) {
+  siginfo_t info{};
+  while (::waitid(P_PGID, static_cast<id_t>(pgid), &info, WEXITED | WNOHANG) == 0 && info.si_pid != 0) {
+    info = {};
+  }
+}
+
+}  // namespace
+
+RunningTask::RunningTask(TaskId id, KillPolicy kill, Clock& clock, Duration cleanup_timeout,
+                         std::unique_ptr<cgroup::TaskCgroup> cg, Process main)
+    : id_(std::move(id)),
+      kill_(kill),
+      clock_(&clock),
+      cleanup_timeout_(cleanup_timeout),
+      cgroup_(std::move(cg)),
+      main_(std::move(main)) {}
+
+RunningTask::~RunningTask() {
+  if (result_) return;
+  try {
+    main_.signal(SIGKILL);
+    finish();
+  } catch (const std::exception& e) {
+    spdlog::error("task {}: cleanup failed: {}", id_.display(), e.what());
+  }
+}
+
+std::string RunningTask::location() const {
+  if (cgroup_) return cgroup_->location();
+  return "process group " + std::to_string(main_.pid());
+}
+
+std::optional<ExitStatus> RunningTask::wait(const Deadline& deadline) {
+  if (result_) return result_;
+  if (!main_.wait_exited(deadline)) return std::nullopt;
+  return finish();
+}
+
+ExitStatus RunningTask::wait() {
+  if (result_) return *result_;
+  // Not reaped here: in no_cgroups mode the zombie must hold the process group id until the
+  // group is killed.
+  while (!main_.wait_exited(Deadline(*clock_, std::chrono::hours(1)))) {
+  }
+  return finish();
+}
+
+ExitStatus RunningTask::stop() {
+  if (result_) return *result_;
+  spdlog::info("task {}: stopping with {} (timeout {})", id_.display(), kill_.signal,
+               format_duration(kill_.timeout));
+  if (main_.signal(kill_.signal)) {
+    main_.wait_exited(Deadline(*clock_, kill_.timeout));
+  }
+  return finish();
+}
+
+// The main process has ended, or is to be killed now: SIGKILL whatever is left, remove the
+// cgroup. In no_cgroups mode the group is killed while the main process is still an unreaped
+// zombie, so its pid (the process group id) cannot have been reused.
+ExitStatus RunningTask::finish() {
+  Deadline deadline(*clock_, cleanup_timeout_);
+  if (!cgroup_) {
+    kill_process_group(deadline);
+  } else {
+    main_.signal(SIGKILL);
+  }
+  auto status = main_.wait(deadline);
+  if (!status) {
+    throw Error(ErrorKind::timeout, "task " + id_.display() + ": main process " + std::to_string(main_.pid()) +
+                                        " did not end after SIGKILL");
+  }
+  if (cgroup_) cgroup_->destroy(deadline);
+  result_ = *status;
+  spdlog::info("task {}: ended with {}", id_.display(), status->describe());
+  return *status;
+}
+
+void RunningTask::kill_process_group(const Deadline& deadline) {
+  const pid_t pgid = main_.pid();
+  ::kill(-pgid, SIGKILL);
+  main_.reap();
+  for (reap_group_zombies(pgid); process_group_exists(pgid); reap_group_zombies(pgid)) {
+    if (deadline.expired()) {
+      throw Error(ErrorKind::timeout, "task " + id_.display() + ": process group " + std::to_string(pgid) +
+                                          " still has members after SIGKILL");
+    }
+    ::kill(-pgid, SIGKILL);
+    clock_->sleep_for(kGroupPollInterval);
+  }
+}
+
+Runner::Runner(cgroup::Backend* backend, Spawner& spawner, Clock& clock, RunnerOptions options)
+    : backend_(backend), spawner_(&spawner), clock_(&clock), options_(std::move(options)) {}
+
+void Runner::check_uid(const SpawnSpec& spec) const {
+  const uid_t uid = spec.credentials ? spec.credentials->uid : ::geteuid();
+  const auto& denied = options_.denied_uids;
+  if (std::find(denied.begin(), denied.end(), uid) != denied.end()) {
+    throw Error(ErrorKind::permission, "uid " + std::to_string(uid) +
+                                           " is not allowed to run tasks (it is in task.denied_uids)");
+  }
+}
+
+std::unique_ptr<RunningTask> Runner::start(const TaskId& id, const cgroup::Limits& limits, const SpawnSpec& spec,
+                                           const KillPolicy& kill) {
+  check_uid(spec);
+  if (!backend_ && !limits.empty()) {
+    throw Error(ErrorKind::unsupported, "task " + id.display() +
+                                            ": limits (memory, cpu weight, pids, cpuset) need cgroups; "
+                                            "they cannot be applied in no_cgroups mode");
+  }
+  std::unique_ptr<cgroup::TaskCgroup> cg = backend_ ? backend_->create(id, limits) : nullptr;
+  Process main;
+  try {
+    main = spawner_->spawn(spec, cg.get());
+  } catch (...) {
+    if (cg) {
+      try {
+        cg->destroy(Deadline(*clock_, options_.cleanup_timeout));
+      } catch (const std::exception& e) {
+        spdlog::error("task {}: removing its cgroup after a failed start: {}", id.display(), e.what());
+      }
+    }
+    throw;
+  }
+  spdlog::info("task {}: started pid {} in {}", id.display(), main.pid(),
+               cg ? cg->location() : "its own process group (no cgroups)");
+  return std::unique_ptr<RunningTask>(
+      new RunningTask(id, kill, *clock_, options_.cleanup_timeout, std::move(cg), std::move(main)));
+}
+
+}  // namespace runscope::driver

@@ -1,0 +1,252 @@
+#include "driver/spawn.hpp"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+#include "common/error.hpp"
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+namespace runscope::driver {
+namespace {
+
+constexpr const char* kDevNull = "/dev/null";
+constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr int kChildFailureCode = 127;
+constexpr int kKernelSigsetBytes = 8;
+
+// Where in the child's set-up a failure happened; sent to the parent with its errno.
+enum class Stage : int { hold, signals, session, stdio, groups, gid, uid, chdir, exec };
+struct Report {
+  Stage stage;
+  int err;
+};
+
+// Everything the child needs, prepared by the parent: the child only reads it.
+struct ChildPlan {
+  const char* path;
+  char* const* argv;
+  char* const* envp;
+  const char* cwd;  // nullptr: keep
+  int hold_fd;      // -1: not held
+  int report_fd;
+  int stdio[3];     // -1: inherit
+  bool switch_user;
+  uid_t uid;
+  gid_t gid;
+  const gid_t* groups;
+  std::size_t group_count;
+};
+
+// The kernel's struct sigaction for rt_sigaction: glibc's wrapper is not used in the child.
+struct KernelSigaction {
+  void* handler;
+  unsigned long flags;
+  void* restorer;
+  std::uint64_t mask;
+};
+
+[[noreturn]] void child_fail(const ChildPlan& plan, Stage stage, int err) {
+  Report report{stage, err};
+  ::syscall(SYS_write, plan.report_fd, &report, sizeof report);
+  ::syscall(SYS_exit_group, kChildFailureCode);
+  __builtin_unreachable();
+}
+
+bool child_wait_for_release(const ChildPlan& plan) {
+  if (plan.hold_fd < 0) return true;
+  char go = 0;
+  long n;
+  do {
+    n = ::syscall(SYS_read, plan.hold_fd, &go, 1);
+  } while (n < 0 && errno == EINTR);
+  return n == 1;
+}
+
+void child_reset_signals() {
+  KernelSigaction dfl{};  // SIG_DFL is 0
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, kKernelSigsetBytes);
+  }
+}
+
+bool child_move_fd(int from, int to) {
+  if (from < 0) return true;
+  if (from == to) return ::syscall(SYS_fcntl, to, F_SETFD, 0) == 0;
+  return ::syscall(SYS_dup3, from, to, 0) == to;
+}
+
+// Runs in the child after clone3: raw syscalls only (no locks, no allocation, no glibc state
+// that other threads of the parent may have held at clone time).
+[[noreturn]] void run_child(const ChildPlan& plan) {
+  if (!child_wait_for_release(plan)) ::syscall(SYS_exit_group, kChildFailureCode);
+  child_reset_signals();
+  std::uint64_t empty_mask = 0;
+  if (::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty_mask, nullptr, kKernelSigsetBytes) != 0)
+    child_fail(plan, Stage::signals, errno);
+  if (::syscall(SYS_setsid) < 0) child_fail(plan, Stage::session, errno);
+  for (int fd = 0; fd < 3; ++fd) {
+    if (!child_move_fd(plan.stdio[fd], fd)) child_fail(plan, Stage::stdio, errno);
+  }
+  if (plan.switch_user) {
+    if (::syscall(SYS_setgroups, plan.group_count, plan.groups) != 0) child_fail(plan, Stage::groups, errno);
+    if (::syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0) child_fail(plan, Stage::gid, errno);
+    if (::syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0) child_fail(plan, Stage::uid, errno);
+  }
+  if (plan.cwd != nullptr && ::syscall(SYS_chdir, plan.cwd) != 0) child_fail(plan, Stage::chdir, errno);
+  // Nothing of runscope's leaks into the task: every other fd closes at exec (best effort).
+  ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+  ::syscall(SYS_execve, plan.path, plan.argv, plan.envp);
+  child_fail(plan, Stage::exec, errno);
+}
+
+ErrorKind kind_for(int err) {
+  if (err == ENOENT || err == ENOTDIR) return ErrorKind::not_found;
+  if (err == EACCES || err == EPERM) return ErrorKind::permission;
+  return ErrorKind::system;
+}
+
+std::string describe_failure(const Report& report, const SpawnSpec& spec) {
+  const std::string program = "'" + spec.argv.front() + "'";
+  const std::string why = std::strerror(report.err);
+  switch (report.stage) {
+    case Stage::exec: return "cannot execute " + program + ": " + why;
+    case Stage::chdir: return "cannot change directory to '" + spec.cwd.string() + "' for " + program + ": " + why;
+    case Stage::uid:
+      return "cannot switch to uid " + std::to_string(spec.credentials->uid) + " for " + program + ": " + why;
+    case Stage::gid:
+    case Stage::groups:
+      return "cannot switch to gid " + std::to_string(spec.credentials->gid) + " for " + program + ": " + why;
+    case Stage::stdio: return "cannot redirect standard streams of " + program + ": " + why;
+    default: return "cannot prepare the process for " + program + ": " + why;
+  }
+}
+
+class CStrings {
+ public:
+  explicit CStrings(const std::vector<std::string>& strings) {
+    pointers_.reserve(strings.size() + 1);
+    for (const auto& s : strings) pointers_.push_back(const_cast<char*>(s.c_str()));
+    pointers_.push_back(nullptr);
+  }
+  char* const* get() const { return pointers_.data(); }
+
+ private:
+  std::vector<char*> pointers_;
+};
+
+UniqueFd open_output(const std::filesystem::path& path, std::string_view stream) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0644);
+  if (fd < 0) {
+    int err = errno;
+    throw Error(kind_for(err), "cannot open " + std::string(stream) + " file '" + path.string() +
+                                   "': " + std::strerror(err), err);
+  }
+  return UniqueFd(fd);
+}
+
+// Moves a held child into its cgroup and lets it go. If placing fails, `proc` going out of
+// scope in the caller's unwinding kills and reaps the child, still blocked on the pipe.
+void release_held(const Process& proc, cgroup::TaskCgroup& cg, UniqueFd& hold_write) {
+  cg.place(proc.pid());
+  const char go = 1;
+  if (::write(hold_write.get(), &go, 1) != 1) throw_system_error("releasing pid " + std::to_string(proc.pid()));
+  hold_write.reset();
+}
+
+// EOF on the report pipe means execve succeeded (the pipe is CLOEXEC); a report means it did not.
+void check_started(Process& proc, UniqueFd& report_read, const SpawnSpec& spec) {
+  Report report{};
+  ssize_t n;
+  do {
+    n = ::read(report_read.get(), &report, sizeof report);
+  } while (n < 0 && errno == EINTR);
+  if (n == 0) return;
+  proc.reap();
+  if (n != static_cast<ssize_t>(sizeof report)) {
+    throw Error(ErrorKind::system, "'" + spec.argv.front() + "' ended before it could be executed");
+  }
+  throw Error(kind_for(report.err), describe_failure(report, spec), report.err);
+}
+
+}  // namespace
+
+std::string resolve_executable(const std::string& program, const std::vector<std::string>& env) {
+  if (program.empty()) throw Error(ErrorKind::invalid_argument, "the command is empty");
+  if (program.find('/') != std::string::npos) return program;
+  std::string_view search = kDefaultPath;
+  for (const auto& entry : env) {
+    if (entry.rfind("PATH=", 0) == 0) search = std::string_view(entry).substr(5);
+  }
+  bool denied = false;
+  for (std::size_t start = 0; start <= search.size();) {
+    std::size_t end = search.find(':', start);
+    if (end == std::string_view::npos) end = search.size();
+    std::string dir(search.substr(start, end - start));
+    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + program;
+    struct stat st{};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+      denied = true;
+    }
+    start = end + 1;
+  }
+  if (denied) throw Error(ErrorKind::permission, "cannot execute '" + program + "': Permission denied", EACCES);
+  throw Error(ErrorKind::not_found, "cannot execute '" + program + "': No such file or directory", ENOENT);
+}
+
+Process CloneSpawner::spawn(const SpawnSpec& spec, cgroup::TaskCgroup* cg) {
+  if (spec.argv.empty()) throw Error(ErrorKind::invalid_argument, "no command given");
+  const std::string path = resolve_executable(spec.argv.front(), spec.env);
+  CStrings argv(spec.argv), envp(spec.env);
+  UniqueFd null_in(::open(kDevNull, O_RDONLY | O_CLOEXEC));
+  if (!null_in) throw_system_error(std::string("open ") + kDevNull);
+  UniqueFd out = spec.stdout_path ? open_output(*spec.stdout_path, "stdout") : UniqueFd();
+  UniqueFd err = spec.stderr_path ? open_output(*spec.stderr_path, "stderr") : UniqueFd();
+  Pipe report = make_pipe();
+  const int into_fd = cg != nullptr ? cg->clone_into_fd() : -1;
+  const bool held = cg != nullptr && into_fd < 0;
+  Pipe hold = held ? make_pipe() : Pipe{};
+
+  const auto& creds = spec.credentials;
+  ChildPlan plan{path.c_str(), argv.get(), envp.get(), spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
+                 hold.read.get(), report.write.get(), {null_in.get(), out.get(), err.get()},
+                 creds.has_value(), creds ? creds->uid : 0, creds ? creds->gid : 0,
+                 creds ? creds->groups.data() : nullptr, creds ? creds->groups.size() : 0};
+
+  int pidfd = -1;
+  clone_args args{};
+  args.flags = CLONE_PIDFD | (into_fd >= 0 ? CLONE_INTO_CGROUP : 0);
+  args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  args.cgroup = into_fd >= 0 ? static_cast<std::uint64_t>(into_fd) : 0;
+  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid < 0) throw_system_error("clone3 for '" + spec.argv.front() + "'");
+  if (pid == 0) run_child(plan);
+
+  Process proc(static_cast<pid_t>(pid), UniqueFd(pidfd));
+  report.write.reset();
+  if (held) {
+    hold.read.reset();
+    release_held(proc, *cg, hold.write);
+  }
+  check_started(proc, report.read, spec);
+  return proc;
+}
+
+}  // namespace runscope::driver

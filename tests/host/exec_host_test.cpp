@@ -1,0 +1,222 @@
+// `runscope exec` on this host's real cgroupfs, as root, through the built binary: on v1 (the
+// hybrid/legacy hierarchies) and on v2 (the cgroup2 mount; on a hybrid host through the hidden
+// --cgroupfs-v2 switch). Every test uses a RELATIVE parent runscope-test-<pid>-exec-<version>, so
+// memory cgroups nest beneath our own; teardown asserts no cgroup and no process is left.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cgroup/host.hpp"
+#include "cgroup/v1_backend.hpp"
+#include "support/held_child.hpp"
+#include "support/runscope_cli.hpp"
+
+namespace runscope {
+namespace {
+
+namespace fs = std::filesystem;
+using cgroup::Version;
+using runscope::testing::process_alive;
+using runscope::testing::RunscopeCli;
+
+class RunscopeExecOnHost : public ::testing::TestWithParam<Version> {
+ protected:
+  void SetUp() override {
+    if (!testing::is_root()) GTEST_SKIP() << "needs root to write cgroupfs";
+    layout_ = cgroup::detect_host();
+    own_ = cgroup::own_cgroups();
+    v2_ = GetParam() == Version::v2;
+    if (!v2_ && layout_.version() != Version::v1) GTEST_SKIP() << "this host has no cgroup v1 hierarchies";
+    if (v2_ && layout_.unified_mount.empty()) GTEST_SKIP() << "this host has no cgroup2 mount";
+    parent_ = "runscope-test-" + std::to_string(::getpid()) + "-exec-" + (v2_ ? "v2" : "v1");
+    config_ = cli_.write_config("[cgroups]\nmanager = \"cgroupfs\"\nparent = \"" + parent_ + "\"\n");
+    for (const auto& dir : parent_dirs()) ASSERT_FALSE(fs::exists(dir)) << dir << " exists before the test";
+  }
+
+  void TearDown() override {
+    if (parent_.empty()) return;
+    for (pid_t pid : recorded_pids()) {
+      EXPECT_FALSE(process_alive(pid)) << "process " << pid << " survived its task";
+      if (process_alive(pid)) ::kill(pid, SIGKILL);
+    }
+    for (const auto& dir : parent_dirs()) {
+      if (!fs::exists(dir)) continue;
+      for (const auto& entry : fs::directory_iterator(dir)) {
+        if (entry.is_directory()) ADD_FAILURE() << "cgroup left behind: " << entry.path();
+      }
+      remove_tree(dir);
+    }
+  }
+
+  // The folders runscope makes the parent in: one per v1 controller it uses, or the v2 one.
+  std::vector<fs::path> parent_dirs() const {
+    auto beneath = [&](const fs::path& mount, const std::string& key) {
+      auto it = own_.find(key);
+      return mount / (it != own_.end() ? fs::path(it->second).relative_path() : fs::path()) / parent_;
+    };
+    if (v2_) return {beneath(layout_.unified_mount, cgroup::kUnifiedKey)};
+    std::vector<fs::path> dirs;
+    for (const char* controller : cgroup::kV1TaskControllers) {
+      auto it = layout_.v1_mounts.find(controller);
+      if (it != layout_.v1_mounts.end()) dirs.push_back(beneath(it->second, controller));
+    }
+    return dirs;
+  }
+
+  // Depth-first rmdir; whatever is still inside is SIGKILLed first (a failed test must not leak).
+  static void remove_tree(const fs::path& dir) {
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      if (entry.is_directory()) remove_tree(entry.path());
+    }
+    std::ifstream procs(dir / "cgroup.procs");
+    for (pid_t pid; procs >> pid;) ::kill(pid, SIGKILL);
+    testing::wait_until([&] { return ::rmdir(dir.c_str()) == 0 || errno == ENOENT; }, std::chrono::seconds(10));
+  }
+
+  // Pids the tasks wrote to <tmp>/*.pids, one a line.
+  std::vector<pid_t> recorded_pids() const {
+    std::vector<pid_t> pids;
+    for (const auto& entry : fs::directory_iterator(cli_.dir())) {
+      if (entry.path().extension() != ".pids") continue;
+      std::ifstream in(entry.path());
+      for (pid_t pid; in >> pid;) pids.push_back(pid);
+    }
+    return pids;
+  }
+
+  std::vector<std::string> exec_args(std::vector<std::string> args) const {
+    std::vector<std::string> all{"--config", config_, "exec"};
+    if (v2_ && layout_.mode != cgroup::Mode::unified) all.push_back("--cgroupfs-v2");
+    all.insert(all.end(), args.begin(), args.end());
+    return all;
+  }
+  testing::CliResult exec(std::vector<std::string> args) { return cli_.run(exec_args(std::move(args))); }
+  std::string pids_file(const std::string& name) const { return (cli_.dir() / (name + ".pids")).string(); }
+  bool no_task_cgroups() const {
+    for (const auto& dir : parent_dirs()) {
+      if (!fs::exists(dir)) continue;
+      for (const auto& entry : fs::directory_iterator(dir)) {
+        if (entry.is_directory()) return false;
+      }
+    }
+    return true;
+  }
+
+  cgroup::HostLayout layout_;
+  cgroup::CgroupPaths own_;
+  bool v2_ = false;
+  std::string parent_, config_;
+  RunscopeCli cli_;
+};
+
+TEST_P(RunscopeExecOnHost, TheCommandsFirstActSeesItsOwnCgroupInEveryController) {
+  auto r = exec({"--alloc", "a1", "--task", "first", "--", "cat", "/proc/self/cgroup"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string suffix = "/" + parent_ + "/a1-first";
+  std::map<std::string, std::string> seen;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    auto first = line.find(':'), second = line.find(':', first + 1);
+    std::istringstream controllers(line.substr(first + 1, second - first - 1));
+    for (std::string c; std::getline(controllers, c, ',');) seen[c] = line.substr(second + 1);
+    if (first + 1 == second) seen[""] = line.substr(second + 1);
+  }
+  if (v2_) {
+    EXPECT_TRUE(seen[""].ends_with(suffix)) << r.out;
+  } else {
+    for (const char* c : cgroup::kV1TaskControllers) {
+      if (layout_.v1_mounts.count(c)) {
+        EXPECT_TRUE(seen[c].ends_with(suffix)) << c << " in\n" << r.out;
+      }
+    }
+  }
+  EXPECT_TRUE(no_task_cgroups());
+}
+
+TEST_P(RunscopeExecOnHost, CpusetOneConfinesTheCommandAndItsChildren) {
+  auto r = exec({"--cpuset", "1", "--", "sh", "-c",
+                 "grep Cpus_allowed_list /proc/self/status; sh -c 'grep Cpus_allowed_list /proc/self/status'"});
+  if (v2_ && layout_.mode != cgroup::Mode::unified) {
+    // This hybrid host's cgroup2 has no cpuset controller: a clear error naming it, nothing made.
+    EXPECT_EQ(r.code, 69) << r.err;
+    EXPECT_NE(r.err.find("cpuset"), std::string::npos) << r.err;
+  } else {
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "Cpus_allowed_list:\t1\nCpus_allowed_list:\t1\n");
+  }
+  EXPECT_TRUE(no_task_cgroups());
+}
+
+TEST_P(RunscopeExecOnHost, KillsABoundedForkStormStillForkingWhenTheCommandEnds) {
+  // Four forkers of 150 sleepers each; the command ends once 200 exist, while they still fork.
+  const std::string pids = pids_file("storm");
+  const std::string script =
+      ": > " + pids + "; for f in 1 2 3 4; do (echo $(sh -c 'echo $PPID') >> " + pids + "; i=0; while [ $i -lt 150 ]; do sleep 300 & "
+      "echo $! >> " + pids + "; i=$((i+1)); done; wait) & done; "
+      "while [ $(wc -l < " + pids + ") -lt 200 ]; do :; done; exit 5";
+  auto r = exec({"--kill-timeout", "1s", "--", "sh", "-c", script});
+  EXPECT_EQ(r.code, 5) << r.err;
+  EXPECT_GE(recorded_pids().size(), 200u);
+  EXPECT_TRUE(no_task_cgroups());
+}
+
+TEST_P(RunscopeExecOnHost, KillsADoubleForkedSetsidDaemonWhenTheCommandEnds) {
+  const std::string pids = pids_file("daemon");
+  auto r = exec({"--", "sh", "-c",
+                 "setsid -f sh -c 'echo $$ >> " + pids + "; exec sleep 300'; "
+                 "while [ ! -s " + pids + " ]; do :; done; exit 0"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(recorded_pids().size(), 1u);
+  EXPECT_TRUE(no_task_cgroups());
+}
+
+TEST_P(RunscopeExecOnHost, SigtermStopsATaskThatIgnoresItWithNoSurvivors) {
+  const std::string pids = pids_file("stubborn");
+  auto proc = cli_.start(exec_args({"--kill-timeout", "200ms", "--", "sh", "-c",
+                                    "trap '' TERM; sleep 300 & echo $! >> " + pids + "; echo $$ >> " + pids +
+                                        "; echo ready; while :; do sleep 1; done"}));
+  ASSERT_TRUE(cli_.wait_for_output("ready")) << cli_.err();
+  ASSERT_TRUE(proc.signal(SIGTERM));
+  EXPECT_EQ(proc.reap().shell_code(), 128 + SIGKILL) << cli_.err();
+  EXPECT_EQ(recorded_pids().size(), 2u);
+  EXPECT_TRUE(no_task_cgroups());
+}
+
+TEST_P(RunscopeExecOnHost, ReturnsExitCodesAndSignals) {
+  EXPECT_EQ(exec({"--", "sh", "-c", "exit 42"}).code, 42);
+  EXPECT_EQ(exec({"--", "sh", "-c", "kill -SEGV $$"}).code, 128 + SIGSEGV);
+  EXPECT_TRUE(no_task_cgroups());
+}
+
+TEST_P(RunscopeExecOnHost, BadInputGivesAClearErrorAndLeavesNothing) {
+  auto bad_name = exec({"--task", "a/b", "--", "true"});
+  EXPECT_EQ(bad_name.code, 64);
+  EXPECT_NE(bad_name.err.find("a/b"), std::string::npos) << bad_name.err;
+
+  auto missing = exec({"--", "runscope-no-such-binary"});
+  EXPECT_EQ(missing.code, 127);
+  EXPECT_EQ(missing.err, "runscope: cannot execute 'runscope-no-such-binary': No such file or directory\n");
+
+  auto denied_config = cli_.write_config("[cgroups]\nmanager = \"cgroupfs\"\nparent = \"" + parent_ +
+                                         "\"\n[task]\ndenied_uids = [0]\n");
+  auto denied = cli_.run({"--config", denied_config, "exec", "--", "sh", "-c", "echo ran"});
+  EXPECT_EQ(denied.code, 126);
+  EXPECT_EQ(denied.out, "");
+  EXPECT_NE(denied.err.find("uid 0"), std::string::npos) << denied.err;
+
+  auto bad_config = cli_.write_config("[cgroups]\nmanager = \"nope\"\n");
+  auto config = cli_.run({"--config", bad_config, "exec", "--", "true"});
+  EXPECT_EQ(config.code, 78);
+  EXPECT_NE(config.err.find(bad_config + ":2:"), std::string::npos) << config.err;
+  EXPECT_TRUE(no_task_cgroups());
+}
+
+INSTANTIATE_TEST_SUITE_P(OnThisHost, RunscopeExecOnHost, ::testing::Values(Version::v1, Version::v2),
+                         [](const auto& info) { return std::string(cgroup::to_string(info.param)); });
+
+}  // namespace
+}  // namespace runscope

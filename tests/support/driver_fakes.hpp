@@ -1,0 +1,76 @@
+// Test doubles for the driver's seams: a TaskCgroup and Backend that record what the runner
+// asks of them (no cgroupfs involved), and small helpers for tests that start real processes.
+#pragma once
+
+#include <unistd.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cgroup/cgroup.hpp"
+#include "common/error.hpp"
+
+namespace runscope::testing {
+
+struct FakeCgroupState {
+  std::vector<pid_t> placed;
+  int destroyed = 0;
+  int kill_alls = 0;
+  std::function<void(pid_t)> on_place;  // may throw, to simulate a failed placement
+};
+
+class FakeTaskCgroup final : public cgroup::TaskCgroup {
+ public:
+  explicit FakeTaskCgroup(std::shared_ptr<FakeCgroupState> state) : state_(std::move(state)) {}
+  void place(pid_t pid) override {
+    state_->placed.push_back(pid);
+    if (state_->on_place) state_->on_place(pid);
+  }
+  std::vector<pid_t> pids() const override { return {}; }
+  bool populated() const override { return false; }
+  void kill_all(const Deadline&, cgroup::KillMethod) override { ++state_->kill_alls; }
+  void destroy(const Deadline&) override { ++state_->destroyed; }
+  void set_cpuset(const CpuSet&) override {}
+  cgroup::Stats stats() const override { return {}; }
+  std::string location() const override { return "fake"; }
+
+ private:
+  std::shared_ptr<FakeCgroupState> state_;
+};
+
+class FakeBackend final : public cgroup::Backend {
+ public:
+  std::string manager_name() const override { return "fake"; }
+  std::unique_ptr<cgroup::TaskCgroup> create(const TaskId& id, const cgroup::Limits& limits) override {
+    ids.push_back(id);
+    this->limits.push_back(limits);
+    state = std::make_shared<FakeCgroupState>();
+    return std::make_unique<FakeTaskCgroup>(state);
+  }
+
+  std::vector<TaskId> ids;
+  std::vector<cgroup::Limits> limits;
+  std::shared_ptr<FakeCgroupState> state;  // of the last cgroup made
+};
+
+// A temp folder removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = "/tmp/runscope-test-" + std::to_string(::getpid()) + "-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) throw_system_error("mkdtemp");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+}  // namespace runscope::testing

@@ -1,0 +1,143 @@
+// The `runscope` binary's contract, without cgroups (--no-cgroups) or before anything is made:
+// exit codes, 128+N for signals, graceful stop on SIGTERM, one-line errors for bad input.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "support/runscope_cli.hpp"
+
+namespace runscope {
+namespace {
+
+using runscope::testing::RunscopeCli;
+
+class RunscopeExec : public ::testing::Test {
+ protected:
+  RunscopeCli cli_;
+};
+
+TEST_F(RunscopeExec, ExitsWithTheCommandsExitCode) {
+  auto r = cli_.run({"exec", "--no-cgroups", "--", "sh", "-c", "echo hello; exit 3"});
+  EXPECT_EQ(r.code, 3);
+  EXPECT_EQ(r.out, "hello\n");
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(RunscopeExec, ExitsWith128PlusTheSignalThatKilledTheCommand) {
+  EXPECT_EQ(cli_.run({"exec", "--no-cgroups", "--", "sh", "-c", "kill -KILL $$"}).code, 137);
+}
+
+TEST_F(RunscopeExec, PassesEnvironmentAndWorkingDirectory) {
+  auto r = cli_.run({"exec", "--no-cgroups", "--env", "RS_A=1", "--env", "RS_A=2", "--chdir", "/", "--", "sh", "-c",
+                     "echo $RS_A; pwd"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, "2\n/\n");
+}
+
+TEST_F(RunscopeExec, TurnsSigtermIntoAGracefulStop) {
+  auto proc = cli_.start({"exec", "--no-cgroups", "--kill-timeout", "10s", "--", "sh", "-c", "echo ready; sleep 30"});
+  ASSERT_TRUE(cli_.wait_for_output("ready"));
+  ASSERT_TRUE(proc.signal(SIGTERM));
+  EXPECT_EQ(proc.reap().shell_code(), 128 + SIGTERM);
+}
+
+TEST_F(RunscopeExec, KillsACommandIgnoringTheStopSignalAfterTheTimeout) {
+  auto proc = cli_.start({"exec", "--no-cgroups", "--kill-timeout", "100ms", "--", "sh", "-c",
+                          "trap '' INT TERM; echo ready; while :; do sleep 1; done"});
+  ASSERT_TRUE(cli_.wait_for_output("ready"));
+  ASSERT_TRUE(proc.signal(SIGINT));
+  EXPECT_EQ(proc.reap().shell_code(), 128 + SIGKILL);
+}
+
+TEST_F(RunscopeExec, NamesAMissingCommand) {
+  auto r = cli_.run({"exec", "--no-cgroups", "--", "runscope-no-such-command"});
+  EXPECT_EQ(r.code, 127);
+  EXPECT_EQ(r.err, "runscope: cannot execute 'runscope-no-such-command': No such file or directory\n");
+}
+
+TEST_F(RunscopeExec, RejectsABadTaskNameWithOneLine) {
+  auto r = cli_.run({"exec", "--task", "../etc", "--", "true"});
+  EXPECT_EQ(r.code, 64);
+  EXPECT_NE(r.err.find("../etc"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST_F(RunscopeExec, RejectsBadValuesNamingTheOption) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string names;
+  };
+  for (const auto& c : std::vector<Case>{{{"--memory-max", "12Q"}, "--memory-max"},
+                                         {{"--cpu-weight", "0"}, "--cpu-weight"},
+                                         {{"--pids-max", "-3"}, "--pids-max"},
+                                         {{"--cpuset", "3-1"}, "--cpuset"},
+                                         {{"--kill-signal", "SIGNOPE"}, "SIGNOPE"},
+                                         {{"--kill-timeout", "soon"}, "--kill-timeout"},
+                                         {{"--env", "NOEQUALS"}, "--env"},
+                                         {{"--manager", "docker"}, "--manager"},
+                                         {{"--user", "runscope-no-such-user"}, "runscope-no-such-user"}}) {
+    std::vector<std::string> args{"exec"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    args.insert(args.end(), {"--", "true"});
+    auto r = cli_.run(args);
+    EXPECT_EQ(r.code, 64) << c.names;
+    EXPECT_NE(r.err.find(c.names), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.rfind("runscope: ", 0), 0u) << r.err;
+  }
+}
+
+TEST_F(RunscopeExec, RejectsABadConfigWithItsLocationAndExit78) {
+  auto config = cli_.write_config("[task]\nkill_timeout = \"5s\"\nno_such_key = 1\n");
+  auto r = cli_.run({"--config", config, "exec", "--no-cgroups", "--", "true"});
+  EXPECT_EQ(r.code, 78);
+  EXPECT_EQ(r.err.rfind("runscope: " + config + ":3:1: ", 0), 0u) << r.err;
+}
+
+TEST_F(RunscopeExec, RefusesADeniedUid) {
+  auto config = cli_.write_config("[task]\ndenied_uids = [" + std::to_string(::geteuid()) + "]\n");
+  auto r = cli_.run({"--config", config, "exec", "--no-cgroups", "--", "sh", "-c", "echo ran"});
+  EXPECT_EQ(r.code, 126);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("denied_uids"), std::string::npos) << r.err;
+}
+
+TEST_F(RunscopeExec, RefusesLimitsWithoutCgroups) {
+  auto r = cli_.run({"exec", "--no-cgroups", "--memory-max", "64M", "--", "true"});
+  EXPECT_EQ(r.code, 69);
+  EXPECT_NE(r.err.find("no_cgroups"), std::string::npos) << r.err;
+}
+
+TEST_F(RunscopeExec, NeedsACommand) {
+  auto r = cli_.run({"exec", "--no-cgroups"});
+  EXPECT_EQ(r.code, 64);
+  EXPECT_NE(r.err.find("command"), std::string::npos) << r.err;
+}
+
+TEST(RunscopeFingerprint, PrintsSortedKeyValueLinesWithTheCgroupFacts) {
+  RunscopeCli cli;
+  auto r = cli.run({"fingerprint"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<std::string> keys;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    auto eq = line.find('=');
+    ASSERT_NE(eq, std::string::npos) << line;
+    keys.push_back(line.substr(0, eq));
+  }
+  EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end()));
+  for (const char* key : {"unique.cgroups.version", "unique.cgroups.mode", "cgroups.manager", "cgroups.v1.controllers",
+                          "cgroups.v2.controllers", "cgroups.v2.cgroup_kill", "cpu.online"}) {
+    EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
+  }
+}
+
+TEST(RunscopeFingerprint, PrintsJsonOnRequest) {
+  RunscopeCli cli;
+  auto r = cli.run({"fingerprint", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.front(), '{');
+  EXPECT_NE(r.out.find("\"unique.cgroups.version\": \"v"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace runscope

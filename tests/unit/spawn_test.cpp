@@ -1,0 +1,229 @@
+// The spawner against the real kernel, without privileges: exit codes, signals, exec failures,
+// environment, working directory, standard streams, and the hold-until-placed protocol.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/error.hpp"
+#include "common/file.hpp"
+#include "driver/credentials.hpp"
+#include "driver/spawn.hpp"
+#include "support/driver_fakes.hpp"
+
+namespace runscope::driver {
+namespace {
+
+using runscope::testing::FakeCgroupState;
+using runscope::testing::FakeTaskCgroup;
+using runscope::testing::TempDir;
+
+class CloneSpawnerTest : public ::testing::Test {
+ protected:
+  SpawnSpec shell(const std::string& script) {
+    SpawnSpec spec;
+    spec.argv = {"sh", "-c", script};
+    spec.env = {"PATH=/usr/bin:/bin"};
+    spec.stdout_path = out_path();
+    return spec;
+  }
+  std::filesystem::path out_path() const { return dir_.path() / "out"; }
+  std::string output() const { return read_file_if_exists(out_path()).value_or(""); }
+  ExitStatus run(const SpawnSpec& spec, cgroup::TaskCgroup* cg = nullptr) { return spawner_.spawn(spec, cg).reap(); }
+
+  TempDir dir_;
+  CloneSpawner spawner_;
+};
+
+bool process_exists(pid_t pid) { return ::kill(pid, 0) == 0; }
+
+TEST_F(CloneSpawnerTest, ReportsTheExitCode) {
+  auto status = run(shell("exit 3"));
+  EXPECT_EQ(status, (ExitStatus{false, 3}));
+  EXPECT_EQ(status.shell_code(), 3);
+}
+
+TEST_F(CloneSpawnerTest, ReportsADeathBySignalAs128PlusN) {
+  auto status = run(shell("kill -KILL $$"));
+  EXPECT_EQ(status, (ExitStatus{true, SIGKILL}));
+  EXPECT_EQ(status.shell_code(), 137);
+  EXPECT_EQ(status.describe(), "signal 9 (SIGKILL)");
+}
+
+TEST_F(CloneSpawnerTest, NamesAProgramMissingFromPathAndStartsNothing) {
+  SpawnSpec spec = shell("");
+  spec.argv = {"runscope-no-such-program"};
+  try {
+    spawner_.spawn(spec, nullptr);
+    FAIL() << "spawn succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::not_found);
+    EXPECT_STREQ(e.what(), "cannot execute 'runscope-no-such-program': No such file or directory");
+  }
+}
+
+TEST_F(CloneSpawnerTest, ReportsAnExecFailureFromTheChildAndReapsIt) {
+  SpawnSpec spec = shell("");
+  auto script = dir_.path() / "not-executable";
+  std::ofstream(script) << "#!/bin/sh\n";
+  ::chmod(script.c_str(), 0644);
+  spec.argv = {script.string()};
+  try {
+    spawner_.spawn(spec, nullptr);
+    FAIL() << "spawn succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::permission);
+    EXPECT_EQ(std::string(e.what()), "cannot execute '" + script.string() + "': Permission denied");
+  }
+  siginfo_t info{};
+  EXPECT_EQ(::waitid(P_ALL, 0, &info, WEXITED | WNOHANG), -1) << "a child was left unreaped";
+  EXPECT_EQ(errno, ECHILD);
+}
+
+TEST_F(CloneSpawnerTest, PassesExactlyTheGivenEnvironment) {
+  SpawnSpec spec = shell("");
+  spec.argv = {"env"};
+  spec.env = {"PATH=/usr/bin:/bin", "RUNSCOPE_TEST=yes"};
+  EXPECT_EQ(run(spec), (ExitStatus{false, 0}));
+  EXPECT_EQ(output(), "PATH=/usr/bin:/bin\nRUNSCOPE_TEST=yes\n");
+}
+
+TEST_F(CloneSpawnerTest, RunsInTheGivenWorkingDirectory) {
+  SpawnSpec spec = shell("pwd");
+  spec.cwd = dir_.path();
+  EXPECT_EQ(run(spec), (ExitStatus{false, 0}));
+  EXPECT_EQ(output(), dir_.path().string() + "\n");
+}
+
+TEST_F(CloneSpawnerTest, NamesAMissingWorkingDirectory) {
+  SpawnSpec spec = shell("true");
+  spec.cwd = dir_.path() / "missing";
+  try {
+    spawner_.spawn(spec, nullptr);
+    FAIL() << "spawn succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::not_found);
+    EXPECT_EQ(std::string(e.what()),
+              "cannot change directory to '" + spec.cwd.string() + "' for 'sh': No such file or directory");
+  }
+}
+
+TEST_F(CloneSpawnerTest, AppendsStdoutAndStderrToFiles) {
+  SpawnSpec spec = shell("echo out; echo err >&2");
+  spec.stderr_path = dir_.path() / "err";
+  run(spec);
+  run(spec);
+  EXPECT_EQ(output(), "out\nout\n");
+  EXPECT_EQ(read_file(dir_.path() / "err"), "err\nerr\n");
+}
+
+TEST_F(CloneSpawnerTest, GivesStdinFromDevNull) {
+  EXPECT_EQ(run(shell("cat; echo done")), (ExitStatus{false, 0}));
+  EXPECT_EQ(output(), "done\n");
+}
+
+TEST_F(CloneSpawnerTest, StartsInItsOwnSessionWithDefaultSignalsAndAnEmptyMask) {
+  struct sigaction ignore{};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction old{};
+  ::sigaction(SIGUSR1, &ignore, &old);
+  sigset_t block, old_mask;
+  sigemptyset(&block);
+  sigaddset(&block, SIGUSR2);
+  ::pthread_sigmask(SIG_BLOCK, &block, &old_mask);
+  // The spawned program reads its own state: a shell in between would change its mask.
+  SpawnSpec masks = shell("");
+  masks.argv = {"grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"};
+  Process first = spawner_.spawn(masks, nullptr);
+  first.reap();
+  SpawnSpec session = shell("");
+  session.argv = {"cut", "-d", " ", "-f6", "/proc/self/stat"};
+  Process second = spawner_.spawn(session, nullptr);
+  ::sigaction(SIGUSR1, &old, nullptr);
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  second.reap();
+  EXPECT_EQ(output(), "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n" + std::to_string(second.pid()) + "\n");
+}
+
+TEST_F(CloneSpawnerTest, LeaksNoDescriptorIntoTheTask) {
+  int leaked = ::open("/dev/null", O_RDONLY);  // deliberately without O_CLOEXEC
+  ASSERT_GE(leaked, 3);
+  auto status = run(shell("test ! -e /proc/$$/fd/" + std::to_string(leaked)));
+  ::close(leaked);
+  EXPECT_EQ(status, (ExitStatus{false, 0}));
+}
+
+TEST_F(CloneSpawnerTest, HoldsTheChildUntilItIsPlaced) {
+  auto state = std::make_shared<FakeCgroupState>();
+  std::string exe_at_place;
+  state->on_place = [&](pid_t pid) {
+    exe_at_place = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe").string();
+  };
+  FakeTaskCgroup cg(state);
+  EXPECT_EQ(run(shell("exit 0"), &cg), (ExitStatus{false, 0}));
+  ASSERT_EQ(state->placed.size(), 1u);
+  EXPECT_EQ(exe_at_place, std::filesystem::read_symlink("/proc/self/exe").string())
+      << "the child ran something before it was placed";
+}
+
+TEST_F(CloneSpawnerTest, KillsAndReapsTheChildWhenPlacingFails) {
+  auto state = std::make_shared<FakeCgroupState>();
+  state->on_place = [](pid_t) { throw Error(ErrorKind::system, "placing failed"); };
+  FakeTaskCgroup cg(state);
+  EXPECT_THROW(spawner_.spawn(shell("echo ran"), &cg), Error);
+  ASSERT_EQ(state->placed.size(), 1u);
+  EXPECT_FALSE(process_exists(state->placed[0]));
+  EXPECT_EQ(output(), "");
+}
+
+TEST_F(CloneSpawnerTest, SwitchesToTheGivenUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "switching users needs root";
+  SpawnSpec spec = shell("id -u; id -g");
+  spec.credentials = resolve_credentials("65534", std::string_view("65533"));
+  EXPECT_EQ(run(spec), (ExitStatus{false, 0}));
+  EXPECT_EQ(output(), "65534\n65533\n");
+}
+
+TEST_F(CloneSpawnerTest, ReportsAFailedUserSwitch) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root may switch to any user";
+  SpawnSpec spec = shell("true");
+  spec.credentials = Credentials{::geteuid() + 1, ::getegid(), {::getegid()}};
+  EXPECT_THROW(spawner_.spawn(spec, nullptr), Error);
+}
+
+TEST(ResolveCredentials, FindsRootByNameAndByNumber) {
+  EXPECT_EQ(resolve_credentials("root").uid, 0u);
+  EXPECT_EQ(resolve_credentials("0").gid, 0u);
+}
+
+TEST(ResolveCredentials, AcceptsAUidWithoutAPasswdEntry) {
+  auto creds = resolve_credentials("4000123");
+  EXPECT_EQ(creds.uid, 4000123u);
+  EXPECT_EQ(creds.gid, 4000123u);
+}
+
+TEST(ResolveCredentials, NamesAMissingUserOrGroup) {
+  EXPECT_THROW(
+      {
+        try {
+          resolve_credentials("runscope-no-such-user");
+        } catch (const Error& e) {
+          EXPECT_STREQ(e.what(), "user 'runscope-no-such-user' does not exist");
+          throw;
+        }
+      },
+      Error);
+  EXPECT_THROW(resolve_credentials("root", std::string_view("runscope-no-such-group")), Error);
+}
+
+TEST(ResolveExecutable, SearchesThePathOfTheTaskEnvironment) {
+  EXPECT_EQ(resolve_executable("sh", {"PATH=/bin"}), "/bin/sh");
+  EXPECT_EQ(resolve_executable("./local", {}), "./local");
+}
+
+}  // namespace
+}  // namespace runscope::driver
