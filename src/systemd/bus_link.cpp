@@ -66,6 +66,14 @@ std::unique_ptr<sdbus::IProxy> BusLink::proxy_for(const std::string& object_path
   return sdbus::createProxy(*connection_, kSystemdService, object_path);
 }
 
+void BusLink::sync_with_loop() const noexcept {
+  try {
+    (void)connection_->getEventLoopPollData();
+  } catch (...) {
+    // A dead connection: the loop has stopped touching it.
+  }
+}
+
 void BusLink::wake() const {
   const std::uint64_t one = 1;
   [[maybe_unused]] auto ignored = ::write(wake_fd_.get(), &one, sizeof one);
@@ -98,8 +106,8 @@ void BusLink::mark_dead(const std::string& why) {
     std::lock_guard lock(mutex_);
     dead_ = true;
     dead_reason_ = why;
+    for (auto* cv : waiters_) cv->notify_all();
   }
-  changed_.notify_all();
 }
 
 void BusLink::on_job_removed(const std::string& job_path, const std::string& result) {
@@ -110,18 +118,24 @@ void BusLink::on_job_removed(const std::string& job_path, const std::string& res
       finished_jobs_.erase(finished_order_.front());
       finished_order_.pop_front();
     }
+    if (auto it = job_waiters_.find(job_path); it != job_waiters_.end()) it->second->notify_one();
   }
-  changed_.notify_all();
 }
 
 template <typename Ready>
-void BusLink::wait_until(std::unique_lock<std::mutex>& lock, const Deadline& deadline, Ready ready,
-                         const std::string& what) {
+void BusLink::wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                         const Deadline& deadline, Ready ready, const std::string& what) {
+  waiters_.insert(&cv);
+  struct Unregister {
+    std::unordered_set<std::condition_variable*>& set;
+    std::condition_variable* cv;
+    ~Unregister() { set.erase(cv); }
+  } unregister{waiters_, &cv};
   while (!ready()) {
     if (dead_) throw BusError(kDisconnected, "bus connection lost while " + what + ": " + dead_reason_);
     if (deadline.expired()) throw BusError(kJobTimeout, "timed out " + what, ErrorKind::timeout);
     const auto slice = std::min<std::chrono::nanoseconds>(deadline.remaining(), kWaitSlice);
-    changed_.wait_for(lock, slice);
+    cv.wait_for(lock, slice);
   }
 }
 
@@ -129,6 +143,7 @@ sdbus::MethodReply BusLink::call(sdbus::IProxy& proxy, sdbus::MethodCall& messag
                                  const Deadline& deadline) {
   struct Pending {
     bool done = false;
+    std::condition_variable cv;
     std::optional<sdbus::MethodReply> reply;
     std::optional<sdbus::Error> error;
   };
@@ -146,18 +161,24 @@ sdbus::MethodReply BusLink::call(sdbus::IProxy& proxy, sdbus::MethodCall& messag
             if (error) pending->error = *error;
             else pending->reply = reply;
             pending->done = true;
+            pending->cv.notify_one();
           }
-          changed_.notify_all();
         },
         static_cast<std::uint64_t>(timeout_us));
   } catch (const sdbus::Error& e) {
     const bool lost = dead() || is_connection_loss(e.getName());
     throw BusError(lost ? kDisconnected : e.getName(), "sending " + message.getMemberName() + ": " + e.getMessage());
   }
-  wake();  // the loop may be polling for input only while our message waits in the write queue
+  // sd-bus writes at once when it can; only a message left in its write queue needs the loop,
+  // which may be polling for input only, to wake up and poll for output too.
+  try {
+    if (connection_->getEventLoopPollData().events & POLLOUT) wake();
+  } catch (const sdbus::Error&) {
+    wake();  // let the loop find out what is wrong
+  }
   std::unique_lock lock(mutex_);
   try {
-    wait_until(lock, deadline, [&] { return pending->done; }, what);
+    wait_until(lock, pending->cv, deadline, [&] { return pending->done; }, what);
   } catch (...) {
     lock.unlock();
     handle.cancel();
@@ -166,6 +187,10 @@ sdbus::MethodReply BusLink::call(sdbus::IProxy& proxy, sdbus::MethodCall& messag
   // Touching sdbus messages takes sdbus-c++'s own lock, which the loop thread holds while it
   // takes ours: never hold ours past here. `pending` is written once, before done.
   lock.unlock();
+  // The loop thread frees the library's half of `handle` after our callback returned, still
+  // under sdbus-c++'s lock. Taking that lock once orders it before our half is freed (TSan
+  // cannot see the library's own atomics).
+  sync_with_loop();
   if (pending->error) {
     const auto& e = *pending->error;
     throw BusError(is_connection_loss(e.getName()) ? kDisconnected : e.getName(), e.getMessage());
@@ -174,8 +199,16 @@ sdbus::MethodReply BusLink::call(sdbus::IProxy& proxy, sdbus::MethodCall& messag
 }
 
 std::string BusLink::wait_job(const std::string& job_path, const Deadline& deadline) {
+  std::condition_variable cv;
   std::unique_lock lock(mutex_);
-  wait_until(lock, deadline, [&] { return finished_jobs_.count(job_path) > 0; }, "waiting for job " + job_path);
+  job_waiters_[job_path] = &cv;
+  try {
+    wait_until(lock, cv, deadline, [&] { return finished_jobs_.count(job_path) > 0; }, "waiting for job " + job_path);
+  } catch (...) {
+    job_waiters_.erase(job_path);
+    throw;
+  }
+  job_waiters_.erase(job_path);
   auto node = finished_jobs_.extract(job_path);
   finished_order_.erase(std::find(finished_order_.begin(), finished_order_.end(), job_path));
   return node.mapped();

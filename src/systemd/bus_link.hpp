@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/clock.hpp"
 #include "common/fd.hpp"
@@ -49,15 +50,19 @@ class BusLink {
   void on_job_removed(const std::string& job_path, const std::string& result);
   void mark_dead(const std::string& why);
   void wake() const;
+  void sync_with_loop() const noexcept;
   template <typename Ready>
-  void wait_until(std::unique_lock<std::mutex>& lock, const Deadline& deadline, Ready ready,
-                  const std::string& what);
+  void wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable& cv, const Deadline& deadline,
+                  Ready ready, const std::string& what);
 
   std::unique_ptr<sdbus::IConnection> connection_;
   std::unique_ptr<sdbus::IProxy> manager_;
   UniqueFd wake_fd_;
   mutable std::mutex mutex_;
-  std::condition_variable changed_;
+  // One condition variable per waiter, so an event wakes only the thread it is for (64 callers
+  // in flight all woken by every JobRemoved halved throughput). All are woken when the link dies.
+  std::unordered_set<std::condition_variable*> waiters_;
+  std::unordered_map<std::string, std::condition_variable*> job_waiters_;  // job path -> waiter
   bool dead_ = false;
   std::string dead_reason_;
   std::unordered_map<std::string, std::string> finished_jobs_;  // job path -> result

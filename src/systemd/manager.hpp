@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -75,6 +76,9 @@ class SystemdManager {
                                           const std::string& property) = 0;
   // The unit's ControlGroup ("/runscope.slice/a-t.scope"); empty when it has none.
   virtual std::string control_group(const std::string& name) = 0;
+  // One unit by its exact name (ListUnitsByNames; no globbing of '\\' escapes); nullopt when it is
+  // not loaded.
+  virtual std::optional<UnitStatus> unit_status(const std::string& name) = 0;
   // Loaded units matching the shell-style patterns (any state when `states` is empty).
   virtual std::vector<UnitStatus> list_units_by_patterns(const std::vector<std::string>& states,
                                                          const std::vector<std::string>& patterns) = 0;

@@ -100,10 +100,12 @@ void ScopeCgroup::place(pid_t pid) {
   try {
     start_scope(pid);
     placed_ = true;
-    control_group_ = backend_.manager().control_group(unit_);
+    control_group_ = backend_.slice_control_group(slice_) + "/" + unit_;
+    if (unified_cgroup_of(backend_.options().proc_root, pid) != control_group_)
+      control_group_ = backend_.manager().control_group(unit_);  // systemd knows best
     if (control_group_.empty()) throw Error(ErrorKind::bus, unit_ + ": systemd reports no ControlGroup");
-    dir_ = cgroup::V2Dir::open(backend_.options().cgroup_root / std::filesystem::path(control_group_).relative_path());
     check_membership(pid);
+    dir_ = cgroup::V2Dir::open(backend_.options().cgroup_root / std::filesystem::path(control_group_).relative_path());
   } catch (...) {
     clean_up_failed_start();
     throw;
@@ -141,9 +143,9 @@ void ScopeCgroup::start_scope(pid_t pid) {
 // Only our own dead scope is cleared out of the way; anything else keeps its name.
 void ScopeCgroup::make_room_for_stale_unit() {
   auto& manager = backend_.manager();
-  auto units = manager.list_units_by_patterns({}, {unit_});
-  if (units.empty()) return;  // collected meanwhile
-  const auto& state = units.front().active_state;
+  auto status = manager.unit_status(unit_);
+  if (!status) return;  // collected meanwhile
+  const auto state = status->active_state;
   std::string slice;
   try {
     slice = std::get<std::string>(manager.get_unit_property(unit_, kScopeInterface, "Slice"));
@@ -215,6 +217,14 @@ SystemdBackend::SystemdBackend(SystemdManager& manager, SystemdBackendOptions op
   slice_for(options_.parent_slice, cgroup::CpuPartition::none);  // validates the name now
 }
 
+SystemdBackend::SystemdBackend(std::unique_ptr<SystemdManager> manager, SystemdBackendOptions options)
+    : owned_manager_(std::move(manager)),
+      manager_(*owned_manager_),
+      options_(std::move(options)),
+      clock_(options_.clock ? *options_.clock : system_clock()) {
+  slice_for(options_.parent_slice, cgroup::CpuPartition::none);
+}
+
 std::unique_ptr<cgroup::TaskCgroup> SystemdBackend::create(const TaskId& id, const cgroup::Limits& limits) {
   if (limits.cpuset && limits.cpuset->empty())
     throw Error(ErrorKind::invalid_argument, "task " + id.display() + ": empty cpuset");
@@ -224,6 +234,16 @@ std::unique_ptr<cgroup::TaskCgroup> SystemdBackend::create(const TaskId& id, con
 std::vector<std::string> SystemdBackend::our_slices() const {
   const auto& parent = options_.parent_slice;
   return {parent, slice_for(parent, cgroup::CpuPartition::shared), slice_for(parent, cgroup::CpuPartition::reserved)};
+}
+
+std::string SystemdBackend::slice_control_group(const std::string& slice) {
+  {
+    std::lock_guard lock(slice_mutex_);
+    if (auto it = slice_cgroups_.find(slice); it != slice_cgroups_.end()) return it->second;
+  }
+  auto cg = manager_.control_group(slice);  // not under the lock: it waits on the bus
+  std::lock_guard lock(slice_mutex_);
+  return slice_cgroups_.emplace(slice, cg).first->second;
 }
 
 std::vector<FoundScope> SystemdBackend::find_scopes() {

@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,8 @@ struct FoundScope {
 class SystemdBackend final : public cgroup::Backend {
  public:
   SystemdBackend(SystemdManager& manager, SystemdBackendOptions options = {});
+  // The same, owning its manager (see systemd/factory.hpp).
+  SystemdBackend(std::unique_ptr<SystemdManager> manager, SystemdBackendOptions options = {});
 
   std::string manager_name() const override { return "systemd"; }
   // Validates and prepares; the scope itself is made by place(), as systemd cannot make an empty one.
@@ -48,13 +52,19 @@ class SystemdBackend final : public cgroup::Backend {
   bool pidfds_refused() const { return pidfds_refused_.load(); }
   void note_pidfds_refused() { pidfds_refused_.store(true); }
   std::vector<std::string> our_slices() const;
+  // The slice's ControlGroup, asked once per slice: a scope's folder is "<that>/<unit>", which
+  // saves a round trip per task (the answer is still checked against /proc/PID/cgroup).
+  std::string slice_control_group(const std::string& slice);
 
  private:
+  std::unique_ptr<SystemdManager> owned_manager_;  // null when borrowed
   SystemdManager& manager_;
   SystemdBackendOptions options_;
   Clock& clock_;
   // Learned from systemd's first refusal (versions before 253), so later starts skip PIDFDs.
   std::atomic<bool> pidfds_refused_{false};
+  std::mutex slice_mutex_;
+  std::map<std::string, std::string> slice_cgroups_;
 };
 
 }  // namespace runscope::systemd

@@ -1,5 +1,6 @@
 #include "systemd/sdbus_manager.hpp"
 
+#include <cctype>
 #include <thread>
 
 #include "systemd/bus_link.hpp"
@@ -72,17 +73,30 @@ std::string unit_path(BusLink& link, const std::string& unit, const Deadline& de
   return path;
 }
 
-std::vector<UnitStatus> list_units(BusLink& link, const std::vector<std::string>& states,
-                                   const std::vector<std::string>& patterns, const Deadline& deadline) {
-  auto call = link.manager().createMethodCall(kManagerInterface, "ListUnitsByPatterns");
-  call << states << patterns;
-  auto reply = link.call(link.manager(), call, deadline);
+std::vector<UnitStatus> read_unit_rows(sdbus::MethodReply& reply) {
   std::vector<UnitRow> rows;
   reply >> rows;
   std::vector<UnitStatus> out;
   out.reserve(rows.size());
   for (const auto& r : rows) out.push_back({std::get<0>(r), std::get<2>(r), std::get<3>(r), std::get<4>(r)});
   return out;
+}
+
+std::optional<UnitStatus> status_of(BusLink& link, const std::string& name, const Deadline& deadline) {
+  auto call = link.manager().createMethodCall(kManagerInterface, "ListUnitsByNames");
+  call << std::vector<std::string>{name};
+  auto reply = link.call(link.manager(), call, deadline);
+  auto rows = read_unit_rows(reply);
+  if (rows.empty() || rows.front().load_state == "not-found") return std::nullopt;
+  return rows.front();
+}
+
+std::vector<UnitStatus> list_units(BusLink& link, const std::vector<std::string>& states,
+                                   const std::vector<std::string>& patterns, const Deadline& deadline) {
+  auto call = link.manager().createMethodCall(kManagerInterface, "ListUnitsByPatterns");
+  call << states << patterns;
+  auto reply = link.call(link.manager(), call, deadline);
+  return read_unit_rows(reply);
 }
 
 }  // namespace
@@ -147,7 +161,10 @@ void SdbusSystemdManager::start_transient_unit(const std::string& name, const st
     } catch (const BusError& e) {
       // The first attempt may have reached systemd before the connection broke: if so, its
       // job ran and the unit is already up.
-      if (retry && e.is(kUnitExists) && list_units(link, {"active"}, {name}, deadline).size() == 1) return;
+      if (retry && e.is(kUnitExists)) {
+        auto status = status_of(link, name, deadline);
+        if (status && status->active_state == "active") return;
+      }
       throw;
     }
     check_job_result("start", name, link.wait_job(job, deadline));
@@ -206,6 +223,10 @@ PropertyValue SdbusSystemdManager::get_unit_property(const std::string& name, co
 
 std::string SdbusSystemdManager::control_group(const std::string& name) {
   return std::get<std::string>(get_unit_property(name, unit_interface(name), "ControlGroup"));
+}
+
+std::optional<UnitStatus> SdbusSystemdManager::unit_status(const std::string& name) {
+  return with_retry([&](BusLink& link, const Deadline& deadline, bool) { return status_of(link, name, deadline); });
 }
 
 std::vector<UnitStatus> SdbusSystemdManager::list_units_by_patterns(const std::vector<std::string>& states,

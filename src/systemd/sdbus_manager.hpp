@@ -41,6 +41,7 @@ class SdbusSystemdManager final : public SystemdManager {
   PropertyValue get_unit_property(const std::string& name, const std::string& interface,
                                   const std::string& property) override;
   std::string control_group(const std::string& name) override;
+  std::optional<UnitStatus> unit_status(const std::string& name) override;
   std::vector<UnitStatus> list_units_by_patterns(const std::vector<std::string>& states,
                                                  const std::vector<std::string>& patterns) override;
   std::string version() override;

@@ -10,6 +10,7 @@
 # reads the host's units), and no process leaves the v1 memory cgroup it started in.
 
 CT_ID="runscope-test-$$"
+CT_LIB_DIR=$(dirname "$(realpath "${BASH_SOURCE[0]}")")
 CT_CG="/sys/fs/cgroup/unified/$CT_ID"
 CT_DIR=""
 CT_PID1=""
@@ -86,7 +87,9 @@ contained_run() {
   ct_in systemd-run --quiet --wait --pipe --collect --unit="$unit" --service-type=exec \
     -p DefaultDependencies=no -p Delegate=yes -p TasksMax=infinity \
     --setenv=PATH=/usr/sbin:/usr/bin:/sbin:/bin --setenv=RUNSCOPE_CONTAINED_SYSTEMD=1 \
-    ${CT_EXTRA_ENV:+--setenv="$CT_EXTRA_ENV"} "$@"
+    ${CT_EXTRA_ENV:+--setenv="$CT_EXTRA_ENV"} \
+    --setenv=ASAN_OPTIONS="${ASAN_OPTIONS:-}" --setenv=UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" \
+    --setenv=TSAN_OPTIONS="${TSAN_OPTIONS:-} suppressions=$CT_LIB_DIR/tsan.supp" "$@"
 }
 
 contained_teardown() {

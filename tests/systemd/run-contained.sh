@@ -16,7 +16,7 @@ trap 'exit 130' INT TERM
 contained_boot
 echo "=== contained systemd $(ct_in systemctl --version | head -n1 | cut -d' ' -f2) up (host pid $CT_PID1)"
 # In the background and waited on, so INT/TERM reach the trap at once.
-timeout --kill-after=10 "$OVERALL_TIMEOUT" bash -c "$(declare -f ct_in contained_run); CT_PID1=$CT_PID1; \
+timeout --kill-after=10 "$OVERALL_TIMEOUT" bash -c "$(declare -f ct_in contained_run); CT_PID1=$CT_PID1; CT_LIB_DIR=$CT_LIB_DIR; \
   CT_EXTRA_ENV='${RUNSCOPE_TEST_ENV:-}'; contained_run \"\$@\"" _ "$TESTS" "$@" &
 status=0
 wait $! || status=$?

@@ -7,6 +7,7 @@
 
 #include "common/file.hpp"
 #include "systemd/contained.hpp"
+#include "systemd/factory.hpp"
 #include "systemd/scope_backend.hpp"
 #include "systemd/sdbus_manager.hpp"
 
@@ -56,6 +57,9 @@ TEST_F(ASystemdBackend, RunsATaskInItsOwnScopeFromItsFirstInstructionAndLeavesNo
   EXPECT_TRUE(cg->populated());
   EXPECT_EQ(cg->location(), "runscope.slice/" + id.unit_name());
   EXPECT_EQ(active_state(id.unit_name()), "active");
+  // Stats come from the scope's own folder: cpu.stat is there even without controllers.
+  EXPECT_TRUE(std::filesystem::exists("/sys/fs/cgroup" + expected + "/cpu.stat"));
+  EXPECT_NO_THROW(cg->stats());
 
   cg->destroy(deadline());
   EXPECT_TRUE(child.reap());
@@ -257,6 +261,23 @@ TEST_F(ASystemdBackend, KeepsRunningTasksThroughDaemonReloadAndDaemonReexec) {
   cg->destroy(deadline());
   EXPECT_TRUE(child.reap());
   EXPECT_TRUE(unit_gone(id.unit_name()));
+}
+
+TEST(SystemdFactory, BuildsABackendFromConfigAndProbesTheVersion) {
+  RUNSCOPE_REQUIRE_CONTAINED_SYSTEMD();
+  EXPECT_TRUE(probe_systemd_version().has_value());
+  EXPECT_FALSE(probe_systemd_version("unix:path=/nonexistent/bus").has_value());
+  config::CgroupsConfig cfg;
+  cfg.parent = "factory.slice";
+  auto backend = make_systemd_backend(cfg);
+  EXPECT_EQ(backend->manager_name(), "systemd");
+  const TaskId id(unique_name("alloc"), "factory");
+  auto cg = backend->create(id, Limits{});
+  HeldChild child(AfterRelease::report_then_pause);
+  cg->place(child.pid());
+  child.release();
+  EXPECT_EQ(unified_line(child.first_report()), "/factory.slice/" + id.unit_name());
+  cg->destroy(Deadline(system_clock(), 10s));
 }
 
 }  // namespace

@@ -50,6 +50,8 @@ TEST(ASdbusSystemdManager, StartsAScopeAndReturnsOnlyOnceItsJobIsDone) {
   ASSERT_EQ(units.size(), 1U);
   EXPECT_EQ(units[0].active_state, "active");
   EXPECT_EQ(manager.control_group(unit), "/runscope.slice/" + unit);
+  ASSERT_TRUE(manager.unit_status(unit).has_value());
+  EXPECT_EQ(manager.unit_status(unit)->sub_state, "running");
   child.release();
   EXPECT_EQ(unified_line(child.first_report()), "/runscope.slice/" + unit);
   manager.stop_unit(unit);
@@ -61,6 +63,7 @@ TEST(ASdbusSystemdManager, StoppingAnUnknownUnitIsNotAnError) {
   SdbusSystemdManager manager;
   EXPECT_NO_THROW(manager.stop_unit(unique_name("absent") + ".scope"));
   EXPECT_NO_THROW(manager.reset_failed_unit(unique_name("absent") + ".scope"));
+  EXPECT_FALSE(manager.unit_status(unique_name("absent") + ".scope").has_value());
 }
 
 TEST(ASdbusSystemdManager, ReportsAMissingUnitAsNoSuchUnit) {

@@ -48,12 +48,19 @@ class FakeManager final : public SystemdManager {
     if (property == "Slice") return existing_slice;
     throw BusError(kUnknownProperty, property);
   }
-  std::string control_group(const std::string& name) override { return cgroups.at(name); }
+  std::string control_group(const std::string& name) override {
+    ++control_group_calls;
+    return name.ends_with(".slice") ? "/" + name : cgroups.at(name);
+  }
   std::vector<UnitStatus> list_units_by_patterns(const std::vector<std::string>&,
                                                  const std::vector<std::string>& patterns) override {
     std::vector<UnitStatus> out;
     if (!existing_state.empty()) out.push_back({patterns.at(0), "loaded", existing_state, "dead"});
     return out;
+  }
+  std::optional<UnitStatus> unit_status(const std::string& name) override {
+    if (existing_state.empty()) return std::nullopt;
+    return UnitStatus{name, "loaded", existing_state, "dead"};
   }
   std::string version() override { return "252"; }
 
@@ -74,6 +81,7 @@ class FakeManager final : public SystemdManager {
   std::string existing_state;  // of a unit already holding the name; empty: none
   std::string existing_slice = "runscope.slice";
   pid_t pid_for_pidfd = 0;
+  int control_group_calls = 0;
   bool misplace = false;
 
  private:
@@ -216,6 +224,15 @@ TEST_F(ASystemdBackendWithAFakeManager, KillsThroughTheScopesFolderThenStopsTheU
   EXPECT_EQ(manager_.stops, std::vector<std::string>{"alloc1-web.scope"});
   cg.reset();
   EXPECT_EQ(manager_.stops.size(), 1U) << "destroy is idempotent; the destructor does nothing more";
+}
+
+TEST_F(ASystemdBackendWithAFakeManager, AsksForTheSlicesControlGroupOnceNotPerTask) {
+  auto b = backend();
+  auto cg1 = b.create(TaskId("a", "one"), cgroup::Limits{});
+  auto cg2 = b.create(TaskId("a", "two"), cgroup::Limits{});
+  cg1->place(::getpid());
+  cg2->place(::getpid());
+  EXPECT_EQ(manager_.control_group_calls, 1);
 }
 
 TEST_F(ASystemdBackendWithAFakeManager, PutsSharedTasksUnderTheSharedSlice) {
