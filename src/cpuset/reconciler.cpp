@@ -47,24 +47,29 @@ void Reconciler::write(const Target& target, const CpuSet& cpus) {
   ++counts_.writes;
 }
 
+// A partition that vanished (a slice stopped, a folder removed by hand) is made again once.
+CpuSet Reconciler::read_partition(const Target& target) {
+  auto now = read(target);
+  if (!now) {
+    applier_.prepare(desired_.reserved);
+    now = read(target);
+  }
+  if (!now) throw Error(ErrorKind::not_found, "the " + target.describe() + " is missing (" + applier_.name() + ")");
+  return *now;
+}
+
 // Grow the reserved partition, set the shared partition, set the tasks, shrink the reserved
 // partition. A missing task is skipped (its backend applies its CPUs when it makes it).
 void Reconciler::converge(const std::vector<TaskId>& tasks) {
   const auto reserved = Target::reserved();
-  auto reserved_now = read(reserved);
-  if (!reserved_now)
-    throw Error(ErrorKind::not_found, "the reserved partition is missing (" + applier_.name() + ")");
-  if (!desired_.reserved.is_subset_of(*reserved_now)) {
-    CpuSet grown = desired_.reserved | *reserved_now;
-    write(reserved, grown);
-    reserved_now = grown;
+  CpuSet reserved_now = read_partition(reserved);
+  if (!desired_.reserved.is_subset_of(reserved_now)) {
+    reserved_now |= desired_.reserved;
+    write(reserved, reserved_now);
   }
   if (!desired_.shared.empty()) {
     const auto shared = Target::shared();
-    auto shared_now = read(shared);
-    if (!shared_now)
-      throw Error(ErrorKind::not_found, "the shared partition is missing (" + applier_.name() + ")");
-    if (!(*shared_now == desired_.shared)) write(shared, desired_.shared);
+    if (!(read_partition(shared) == desired_.shared)) write(shared, desired_.shared);
   }
   for (const auto& task : tasks) {
     auto target = Target::of(task);
@@ -72,7 +77,7 @@ void Reconciler::converge(const std::vector<TaskId>& tasks) {
     auto now = read(target);
     if (now && !(*now == want)) write(target, want);
   }
-  if (!(*reserved_now == desired_.reserved)) write(reserved, desired_.reserved);
+  if (!(reserved_now == desired_.reserved)) write(reserved, desired_.reserved);
 }
 
 }  // namespace runscope::cpuset

@@ -36,6 +36,7 @@ class Reconciler {
  private:
   void converge(const std::vector<TaskId>& tasks);
   std::optional<CpuSet> read(const Target& target);
+  CpuSet read_partition(const Target& target);
   void write(const Target& target, const CpuSet& cpus);
 
   Applier& applier_;

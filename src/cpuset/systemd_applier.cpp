@@ -19,6 +19,17 @@ std::string SystemdApplier::unit(const Target& target) const {
   return target.task->unit_name();
 }
 
+void SystemdApplier::prepare(const CpuSet&) {
+  for (const auto* slice : {&shared_slice_, &reserved_slice_}) {
+    if (read(slice == &shared_slice_ ? Target::shared() : Target::reserved())) continue;
+    try {
+      manager_.start_transient_unit(*slice, {{"Description", std::string("runscope cpu partition")}});
+    } catch (const systemd::BusError& e) {
+      if (!e.is(systemd::kUnitExists)) throw;  // made meanwhile by a scope that names it
+    }
+  }
+}
+
 std::optional<CpuSet> SystemdApplier::read(const Target& target) {
   const bool is_task = target.kind == Target::Kind::task;
   try {
@@ -29,8 +40,7 @@ std::optional<CpuSet> SystemdApplier::read(const Target& target) {
     return CpuSet::from_mask(*mask);
   } catch (const systemd::BusError& e) {
     if (!e.is(systemd::kNoSuchUnit)) throw;
-    if (is_task) return std::nullopt;
-    return CpuSet();
+    return std::nullopt;
   }
 }
 

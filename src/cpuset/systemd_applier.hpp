@@ -22,10 +22,10 @@ class SystemdApplier final : public Applier {
   SystemdApplier(systemd::SystemdManager& manager, std::string parent_slice);
 
   std::string name() const override { return "systemd under " + parent_; }
-  // Nothing to make: systemd loads a slice without a unit file when its properties are set.
-  void prepare(const CpuSet&) override {}
-  // A slice that is not loaded yet reads as the empty set (so it gets written); a scope that is
-  // not loaded reads as missing.
+  // Starts each partition slice that is not loaded as a transient unit (systemd refuses
+  // SetUnitProperties on a unit it has not loaded); its parent slice is loaded with it.
+  void prepare(const CpuSet&) override;
+  // A scope that is not loaded reads as missing; so does a slice (prepare() makes them).
   std::optional<CpuSet> read(const Target& target) override;
   void write(const Target& target, const CpuSet& cpus) override;
 

@@ -135,6 +135,27 @@ TEST(AReconciler, PutsBackACpusetChangedByHand) {
   EXPECT_EQ(fake.tasks[task(1)].to_string(), "2-3");
 }
 
+TEST(AReconciler, RemakesAPartitionThatVanished) {
+  class Vanishing final : public Applier {
+   public:
+    std::string name() const override { return "vanishing"; }
+    void prepare(const CpuSet&) override { shared = CpuSet(); }
+    std::optional<CpuSet> read(const Target& t) override {
+      if (t.kind == Target::Kind::shared) return shared;
+      return CpuSet::parse("0-3");
+    }
+    void write(const Target& t, const CpuSet& cpus) override {
+      if (t.kind == Target::Kind::shared) shared = cpus;
+    }
+    std::optional<CpuSet> shared;
+  } fake;
+  Reconciler r(fake);
+  r.start(state("0-3", "0-3"));
+  fake.shared.reset();
+  r.reconcile_all();
+  EXPECT_EQ(fake.shared->to_string(), "0-3");
+}
+
 TEST(AReconciler, SaysWhichPartitionIsMissing) {
   class Missing final : public Applier {
     std::string name() const override { return "nothing"; }

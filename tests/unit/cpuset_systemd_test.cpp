@@ -15,18 +15,23 @@ namespace {
 using systemd::PropertyValue;
 using systemd::UnitProperty;
 
-// Just enough of systemd's manager: units with an AllowedCPUs byte array; a slice appears when
-// its properties are set; scopes exist only when the test says so. Counts bus calls.
+// Just enough of systemd's manager: units with an AllowedCPUs byte array. Like systemd 252,
+// SetUnitProperties on a unit that is not loaded fails; units appear when started (or when the
+// test says a scope backend made them). Counts bus calls.
 class FakeManager final : public systemd::SystemdManager {
  public:
-  void start_transient_unit(const std::string&, const std::vector<UnitProperty>&) override {}
+  void start_transient_unit(const std::string& name, const std::vector<UnitProperty>&) override {
+    ++calls;
+    if (units.count(name)) throw systemd::BusError(systemd::kUnitExists, "unit " + name + " exists");
+    units[name] = {};
+    started.push_back(name);
+  }
   void stop_unit(const std::string&) override {}
   void reset_failed_unit(const std::string&) override {}
   void set_unit_properties(const std::string& name, bool runtime, const std::vector<UnitProperty>& props) override {
     ++calls;
     EXPECT_TRUE(runtime);
-    if (!name.ends_with(".slice") && !units.count(name))
-      throw systemd::BusError(systemd::kNoSuchUnit, "no unit " + name);
+    if (!units.count(name)) throw systemd::BusError(systemd::kNoSuchUnit, "Unit " + name + " not loaded.");
     for (const auto& p : props) {
       ASSERT_EQ(p.name, "AllowedCPUs");
       units[name] = std::get<std::vector<std::uint8_t>>(p.value);
@@ -53,6 +58,7 @@ class FakeManager final : public systemd::SystemdManager {
 
   std::map<std::string, std::vector<std::uint8_t>> units;
   std::vector<std::string> log;
+  std::vector<std::string> started;
   int calls = 0;
 };
 
@@ -75,6 +81,7 @@ TEST(ASystemdApplier, SetsBothSlicesAtStartAndTheirMasksReadBackExactly) {
   FakeClock clock;
   Cpusets c(planner("10-23"), a, clock, std::chrono::seconds(30));
   c.start();
+  EXPECT_EQ(bus.started, (std::vector<std::string>{"runscope-shared.slice", "runscope-reserved.slice"}));
   EXPECT_EQ(bus.cpus("runscope-shared.slice"), "10-23");
   EXPECT_EQ(bus.cpus("runscope-reserved.slice"), "10-23");
   EXPECT_EQ(bus.units["runscope-shared.slice"], (std::vector<std::uint8_t>{0x00, 0xfc, 0xff}));
@@ -117,6 +124,16 @@ TEST(ASystemdApplier, PutsBackAnAllowedCpusChangedByHand) {
   bus.log.clear();
   c.reconcile_now();
   EXPECT_TRUE(bus.log.empty());
+}
+
+TEST(ASystemdApplier, StartsOnlyTheSlicesThatAreNotLoaded) {
+  FakeManager bus;
+  bus.units["runscope-shared.slice"] = CpuSet::parse("0-3").to_mask();
+  SystemdApplier a(bus, "runscope.slice");
+  a.prepare(CpuSet::parse("0-3"));
+  EXPECT_EQ(bus.started, (std::vector<std::string>{"runscope-reserved.slice"}));
+  a.prepare(CpuSet::parse("0-3"));
+  EXPECT_EQ(bus.started.size(), 1u);
 }
 
 }  // namespace
