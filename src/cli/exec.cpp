@@ -117,7 +117,7 @@ ExecPlan make_plan(const ExecOptions& o, const config::Config& cfg) {
   plan.kill.timeout = o.kill_timeout.empty() ? cfg.task.kill_timeout : parse_duration(o.kill_timeout, "--kill-timeout");
   plan.query = {parse_manager(o.manager, cfg.cgroups.manager), o.cgroupfs_v2};
   if (o.no_cgroups && (!o.manager.empty() || o.cgroupfs_v2)) {
-    throw Error(ErrorKind::invalid_argument, "--no-cgroups cannot be combined with --manager");
+    throw Error(ErrorKind::invalid_argument, "--no-cgroups cannot be combined with --manager or --cgroupfs-v2");
   }
   return plan;
 }

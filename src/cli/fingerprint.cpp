@@ -10,12 +10,6 @@
 namespace runscope::cli {
 namespace {
 
-std::string join(const std::vector<std::string>& words) {
-  std::string out;
-  for (const auto& w : words) out += (out.empty() ? "" : ",") + w;
-  return out;
-}
-
 int run_fingerprint(const Globals& globals, bool json) {
   auto cfg = load(globals);
   auto layout = cgroup::detect_host();
@@ -33,17 +27,11 @@ int run_fingerprint(const Globals& globals, bool json) {
 }  // namespace
 
 std::map<std::string, std::string> fingerprint_facts(const cgroup::Probe& probe, std::string_view manager) {
-  return {
-      {"unique.cgroups.version", std::string(cgroup::to_string(probe.version))},
-      {"unique.cgroups.mode", std::string(cgroup::to_string(probe.mode))},
-      {"cgroups.manager", std::string(manager)},
-      {"cgroups.v1.controllers", join(probe.v1_controllers)},
-      {"cgroups.v2.controllers", join(probe.v2_controllers)},
-      {"cgroups.v2.cgroup_kill", probe.cgroup_kill ? "true" : "false"},
-      {"cpu.online", probe.online_cpus.to_string()},
-      {"cpu.count", std::to_string(probe.online_cpus.size())},
-      {"runscope.version", RUNSCOPE_VERSION},
-  };
+  auto facts = cgroup::probe_attributes(probe);
+  facts["cgroups.manager"] = std::string(manager);
+  facts["cpu.count"] = std::to_string(probe.online_cpus.size());
+  facts["runscope.version"] = RUNSCOPE_VERSION;
+  return facts;
 }
 
 Command add_fingerprint(CLI::App& app, const Globals& globals) {

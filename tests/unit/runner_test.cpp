@@ -22,7 +22,7 @@ using runscope::testing::TempDir;
 
 bool process_exists(pid_t pid) { return ::kill(pid, 0) == 0; }
 
-class RunnerTest : public ::testing::Test {
+class ARunner : public ::testing::Test {
  protected:
   SpawnSpec shell(const std::string& script) {
     SpawnSpec spec;
@@ -48,7 +48,7 @@ class RunnerTest : public ::testing::Test {
   Runner runner_{&backend_, spawner_, clock_};
 };
 
-TEST_F(RunnerTest, CreatesTheCgroupWithTheLimitsAndRemovesItWhenTheTaskEnds) {
+TEST_F(ARunner, CreatesTheCgroupWithTheLimitsAndRemovesItWhenTheTaskEnds) {
   cgroup::Limits limits;
   limits.pids_max = 64;
   auto task = runner_.start(id_, limits, shell("exit 7"));
@@ -60,14 +60,14 @@ TEST_F(RunnerTest, CreatesTheCgroupWithTheLimitsAndRemovesItWhenTheTaskEnds) {
   EXPECT_EQ(backend_.state->destroyed, 1);
 }
 
-TEST_F(RunnerTest, WaitWithADeadlineReturnsNothingWhileTheTaskRuns) {
+TEST_F(ARunner, WaitWithADeadlineReturnsNothingWhileTheTaskRuns) {
   auto task = runner_.start(id_, {}, shell("sleep 30"));
   EXPECT_FALSE(task->wait(Deadline(clock_, 20ms)).has_value());
   EXPECT_FALSE(task->finished());
   EXPECT_EQ(backend_.state->destroyed, 0);
 }
 
-TEST_F(RunnerTest, GracefulStopSendsTheKillSignal) {
+TEST_F(ARunner, GracefulStopSendsTheKillSignal) {
   auto task = runner_.start(id_, {}, shell("echo ready; sleep 30"), KillPolicy{SIGTERM, 10s});
   ASSERT_TRUE(wait_for_output("ready"));
   auto status = task->stop();
@@ -76,7 +76,7 @@ TEST_F(RunnerTest, GracefulStopSendsTheKillSignal) {
   EXPECT_EQ(backend_.state->destroyed, 1);
 }
 
-TEST_F(RunnerTest, StopKillsATaskThatIgnoresTheKillSignalAfterTheTimeout) {
+TEST_F(ARunner, StopKillsATaskThatIgnoresTheKillSignalAfterTheTimeout) {
   auto task = runner_.start(id_, {}, shell("trap '' TERM; echo ready; while :; do sleep 1; done"),
                             KillPolicy{SIGTERM, 50ms});
   ASSERT_TRUE(wait_for_output("ready"));
@@ -85,7 +85,7 @@ TEST_F(RunnerTest, StopKillsATaskThatIgnoresTheKillSignalAfterTheTimeout) {
   EXPECT_EQ(backend_.state->destroyed, 1);
 }
 
-TEST_F(RunnerTest, RefusesADeniedUidBeforeMakingAnything) {
+TEST_F(ARunner, RefusesADeniedUidBeforeMakingAnything) {
   Runner runner(&backend_, spawner_, clock_, RunnerOptions{{::geteuid()}});
   try {
     runner.start(id_, {}, shell("true"));
@@ -98,7 +98,7 @@ TEST_F(RunnerTest, RefusesADeniedUidBeforeMakingAnything) {
   EXPECT_TRUE(backend_.ids.empty());
 }
 
-TEST_F(RunnerTest, RefusesADeniedUidGivenAsTheTaskUser) {
+TEST_F(ARunner, RefusesADeniedUidGivenAsTheTaskUser) {
   Runner runner(&backend_, spawner_, clock_, RunnerOptions{{4000123}});
   SpawnSpec spec = shell("true");
   spec.credentials = Credentials{4000123, 4000123, {}};
@@ -106,7 +106,7 @@ TEST_F(RunnerTest, RefusesADeniedUidGivenAsTheTaskUser) {
   EXPECT_TRUE(backend_.ids.empty());
 }
 
-TEST_F(RunnerTest, RemovesTheCgroupWhenTheCommandCannotStart) {
+TEST_F(ARunner, RemovesTheCgroupWhenTheCommandCannotStart) {
   SpawnSpec spec = shell("");
   spec.argv = {"runscope-no-such-program"};
   EXPECT_THROW(runner_.start(id_, {}, spec), Error);
@@ -114,7 +114,7 @@ TEST_F(RunnerTest, RemovesTheCgroupWhenTheCommandCannotStart) {
   EXPECT_EQ(backend_.state->destroyed, 1);
 }
 
-TEST_F(RunnerTest, DestroyingARunningTaskKillsItAndRemovesItsCgroup) {
+TEST_F(ARunner, DestroyingARunningTaskKillsItAndRemovesItsCgroup) {
   pid_t pid = -1;
   {
     auto task = runner_.start(id_, {}, shell("sleep 30"));
@@ -124,7 +124,7 @@ TEST_F(RunnerTest, DestroyingARunningTaskKillsItAndRemovesItsCgroup) {
   EXPECT_EQ(backend_.state->destroyed, 1);
 }
 
-class NoCgroupsRunnerTest : public RunnerTest {
+class ARunnerWithoutCgroups : public ARunner {
  protected:
   // As `runscope exec --no-cgroups` does: the group's orphans come to us and are reaped by the
   // runner's cleanup instead of by a slow PID 1.
@@ -133,20 +133,20 @@ class NoCgroupsRunnerTest : public RunnerTest {
   Runner runner_{nullptr, spawner_, clock_};
 };
 
-TEST_F(NoCgroupsRunnerTest, RefusesLimits) {
+TEST_F(ARunnerWithoutCgroups, RefusesLimits) {
   cgroup::Limits limits;
   limits.memory_max = 1 << 20;
   EXPECT_THROW(runner_.start(id_, limits, shell("true")), Error);
 }
 
-TEST_F(NoCgroupsRunnerTest, KillsTheProcessGroupWhenTheMainProcessEnds) {
+TEST_F(ARunnerWithoutCgroups, KillsTheProcessGroupWhenTheMainProcessEnds) {
   auto task = runner_.start(id_, {}, shell("sleep 30 & echo $!; exit 4"));
   EXPECT_EQ(task->wait(), (ExitStatus{false, 4}));
   auto child = std::stoi(read_file(dir_.path() / "out"));
   EXPECT_FALSE(process_exists(child)) << "background child " << child << " survived";
 }
 
-TEST_F(NoCgroupsRunnerTest, StopKillsTheWholeProcessGroup) {
+TEST_F(ARunnerWithoutCgroups, StopKillsTheWholeProcessGroup) {
   auto task = runner_.start(id_, {}, shell("trap '' TERM; sleep 30 & echo $!; wait"), KillPolicy{SIGTERM, 50ms});
   ASSERT_TRUE(wait_for_output("\n"));
   auto child = std::stoi(read_file(dir_.path() / "out"));

@@ -22,7 +22,7 @@ using runscope::testing::FakeCgroupState;
 using runscope::testing::FakeTaskCgroup;
 using runscope::testing::TempDir;
 
-class CloneSpawnerTest : public ::testing::Test {
+class ACloneSpawner : public ::testing::Test {
  protected:
   SpawnSpec shell(const std::string& script) {
     SpawnSpec spec;
@@ -41,20 +41,20 @@ class CloneSpawnerTest : public ::testing::Test {
 
 bool process_exists(pid_t pid) { return ::kill(pid, 0) == 0; }
 
-TEST_F(CloneSpawnerTest, ReportsTheExitCode) {
+TEST_F(ACloneSpawner, ReportsTheExitCode) {
   auto status = run(shell("exit 3"));
   EXPECT_EQ(status, (ExitStatus{false, 3}));
   EXPECT_EQ(status.shell_code(), 3);
 }
 
-TEST_F(CloneSpawnerTest, ReportsADeathBySignalAs128PlusN) {
+TEST_F(ACloneSpawner, ReportsADeathBySignalAs128PlusN) {
   auto status = run(shell("kill -KILL $$"));
   EXPECT_EQ(status, (ExitStatus{true, SIGKILL}));
   EXPECT_EQ(status.shell_code(), 137);
   EXPECT_EQ(status.describe(), "signal 9 (SIGKILL)");
 }
 
-TEST_F(CloneSpawnerTest, NamesAProgramMissingFromPathAndStartsNothing) {
+TEST_F(ACloneSpawner, NamesAProgramMissingFromPathAndStartsNothing) {
   SpawnSpec spec = shell("");
   spec.argv = {"runscope-no-such-program"};
   try {
@@ -66,7 +66,7 @@ TEST_F(CloneSpawnerTest, NamesAProgramMissingFromPathAndStartsNothing) {
   }
 }
 
-TEST_F(CloneSpawnerTest, ReportsAnExecFailureFromTheChildAndReapsIt) {
+TEST_F(ACloneSpawner, ReportsAnExecFailureFromTheChildAndReapsIt) {
   SpawnSpec spec = shell("");
   auto script = dir_.path() / "not-executable";
   std::ofstream(script) << "#!/bin/sh\n";
@@ -84,7 +84,7 @@ TEST_F(CloneSpawnerTest, ReportsAnExecFailureFromTheChildAndReapsIt) {
   EXPECT_EQ(errno, ECHILD);
 }
 
-TEST_F(CloneSpawnerTest, PassesExactlyTheGivenEnvironment) {
+TEST_F(ACloneSpawner, PassesExactlyTheGivenEnvironment) {
   SpawnSpec spec = shell("");
   spec.argv = {"env"};
   spec.env = {"PATH=/usr/bin:/bin", "RUNSCOPE_TEST=yes"};
@@ -92,14 +92,14 @@ TEST_F(CloneSpawnerTest, PassesExactlyTheGivenEnvironment) {
   EXPECT_EQ(output(), "PATH=/usr/bin:/bin\nRUNSCOPE_TEST=yes\n");
 }
 
-TEST_F(CloneSpawnerTest, RunsInTheGivenWorkingDirectory) {
+TEST_F(ACloneSpawner, RunsInTheGivenWorkingDirectory) {
   SpawnSpec spec = shell("pwd");
   spec.cwd = dir_.path();
   EXPECT_EQ(run(spec), (ExitStatus{false, 0}));
   EXPECT_EQ(output(), dir_.path().string() + "\n");
 }
 
-TEST_F(CloneSpawnerTest, NamesAMissingWorkingDirectory) {
+TEST_F(ACloneSpawner, NamesAMissingWorkingDirectory) {
   SpawnSpec spec = shell("true");
   spec.cwd = dir_.path() / "missing";
   try {
@@ -112,7 +112,7 @@ TEST_F(CloneSpawnerTest, NamesAMissingWorkingDirectory) {
   }
 }
 
-TEST_F(CloneSpawnerTest, AppendsStdoutAndStderrToFiles) {
+TEST_F(ACloneSpawner, AppendsStdoutAndStderrToFiles) {
   SpawnSpec spec = shell("echo out; echo err >&2");
   spec.stderr_path = dir_.path() / "err";
   run(spec);
@@ -121,12 +121,12 @@ TEST_F(CloneSpawnerTest, AppendsStdoutAndStderrToFiles) {
   EXPECT_EQ(read_file(dir_.path() / "err"), "err\nerr\n");
 }
 
-TEST_F(CloneSpawnerTest, GivesStdinFromDevNull) {
+TEST_F(ACloneSpawner, GivesStdinFromDevNull) {
   EXPECT_EQ(run(shell("cat; echo done")), (ExitStatus{false, 0}));
   EXPECT_EQ(output(), "done\n");
 }
 
-TEST_F(CloneSpawnerTest, StartsInItsOwnSessionWithDefaultSignalsAndAnEmptyMask) {
+TEST_F(ACloneSpawner, StartsInItsOwnSessionWithDefaultSignalsAndAnEmptyMask) {
   struct sigaction ignore{};
   ignore.sa_handler = SIG_IGN;
   struct sigaction old{};
@@ -149,7 +149,7 @@ TEST_F(CloneSpawnerTest, StartsInItsOwnSessionWithDefaultSignalsAndAnEmptyMask) 
   EXPECT_EQ(output(), "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n" + std::to_string(second.pid()) + "\n");
 }
 
-TEST_F(CloneSpawnerTest, LeaksNoDescriptorIntoTheTask) {
+TEST_F(ACloneSpawner, LeaksNoDescriptorIntoTheTask) {
   int leaked = ::open("/dev/null", O_RDONLY);  // deliberately without O_CLOEXEC
   ASSERT_GE(leaked, 3);
   auto status = run(shell("test ! -e /proc/$$/fd/" + std::to_string(leaked)));
@@ -157,7 +157,7 @@ TEST_F(CloneSpawnerTest, LeaksNoDescriptorIntoTheTask) {
   EXPECT_EQ(status, (ExitStatus{false, 0}));
 }
 
-TEST_F(CloneSpawnerTest, HoldsTheChildUntilItIsPlaced) {
+TEST_F(ACloneSpawner, HoldsTheChildUntilItIsPlaced) {
   auto state = std::make_shared<FakeCgroupState>();
   std::string exe_at_place;
   state->on_place = [&](pid_t pid) {
@@ -170,7 +170,7 @@ TEST_F(CloneSpawnerTest, HoldsTheChildUntilItIsPlaced) {
       << "the child ran something before it was placed";
 }
 
-TEST_F(CloneSpawnerTest, KillsAndReapsTheChildWhenPlacingFails) {
+TEST_F(ACloneSpawner, KillsAndReapsTheChildWhenPlacingFails) {
   auto state = std::make_shared<FakeCgroupState>();
   state->on_place = [](pid_t) { throw Error(ErrorKind::system, "placing failed"); };
   FakeTaskCgroup cg(state);
@@ -180,7 +180,7 @@ TEST_F(CloneSpawnerTest, KillsAndReapsTheChildWhenPlacingFails) {
   EXPECT_EQ(output(), "");
 }
 
-TEST_F(CloneSpawnerTest, SwitchesToTheGivenUser) {
+TEST_F(ACloneSpawner, SwitchesToTheGivenUser) {
   if (::geteuid() != 0) GTEST_SKIP() << "switching users needs root";
   SpawnSpec spec = shell("id -u; id -g");
   spec.credentials = resolve_credentials("65534", std::string_view("65533"));
@@ -188,7 +188,7 @@ TEST_F(CloneSpawnerTest, SwitchesToTheGivenUser) {
   EXPECT_EQ(output(), "65534\n65533\n");
 }
 
-TEST_F(CloneSpawnerTest, ReportsAFailedUserSwitch) {
+TEST_F(ACloneSpawner, ReportsAFailedUserSwitch) {
   if (::geteuid() == 0) GTEST_SKIP() << "root may switch to any user";
   SpawnSpec spec = shell("true");
   spec.credentials = Credentials{::geteuid() + 1, ::getegid(), {::getegid()}};
