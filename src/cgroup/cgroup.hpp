@@ -81,6 +81,11 @@ class TaskCgroup {
 
   // For humans and `inspect`: the cgroup path(s) or the unit name.
   virtual std::string location() const = 0;
+
+  // Lets go without touching anything: the destructor then leaves the cgroup and its processes
+  // (the daemon stopping with tasks left running, to adopt them again after its restart).
+  // Backends that cannot do this keep their destructor's cleanup.
+  virtual void disown() noexcept {}
 };
 
 // Makes TaskCgroups for one manager ("cgroupfs" or "systemd").
