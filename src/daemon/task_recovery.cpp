@@ -78,7 +78,9 @@ void TaskManager::recover_one(const fs::path& dir) {
     if (e.kind() != ErrorKind::not_found) throw;
     log(id.display() + ": its cgroup is gone");
   }
-  UniqueFd shim = open_shim(record);
+  // exit.json first: a shim that has recorded the end may still linger as a zombie.
+  bool recorded = fs::exists(dir / driver::kExitFile);
+  UniqueFd shim = recorded ? UniqueFd() : open_shim(record);
   if (shim && record.info.state == TaskState::running) {
     if (cpusets_ && record.partition == cgroup::CpuPartition::reserved && record.info.cpus) {
       cpusets_->restore(id, *record.info.cpus);
@@ -97,7 +99,7 @@ void TaskManager::recover_one(const fs::path& dir) {
   // Ended while we were away (exit.json tells how), or lost: finish_locked reads the record, kills
   // what is left in the cgroup and removes it. No cpus were restored, so none are released.
   task->record.partition = cgroup::CpuPartition::none;
-  bool recorded = fs::exists(dir / driver::kExitFile);
+  recorded = fs::exists(dir / driver::kExitFile);
   finish_locked(task, std::nullopt, recorded ? "ended while the daemon was down" : "");
   if (!recorded) log(id.display() + ": its supervisor is gone and left no exit status; reported lost");
 }
