@@ -164,18 +164,28 @@ void TaskManager::launch(const TaskPtr& task, const driver::TaskSpec& spec, cons
   auto creds = run_as(spec, caller);
   cgroup::Limits limits = limits_for(spec);
   driver::SpawnSpec spawn = driver::default_catalog().get(spec.driver).to_spawn(spec, options_.base_env);
+  std::optional<CpuSet> cpus;
+  auto partition = cgroup::CpuPartition::none;
   if (spec.resources.cores) {
-    task->record.info.cpus = cpusets_->reserve(id, *spec.resources.cores);
-    task->record.partition = cgroup::CpuPartition::reserved;
-    limits.cpuset = task->record.info.cpus;
-    limits.partition = cgroup::CpuPartition::reserved;
-    spawn.env.push_back(std::string(kCoresEnv) + "=" + task->record.info.cpus->to_string());
+    cpus = cpusets_->reserve(id, *spec.resources.cores);
+    partition = cgroup::CpuPartition::reserved;
+    limits.cpuset = cpus;
+    spawn.env.push_back(std::string(kCoresEnv) + "=" + cpus->to_string());
   } else if (cpusets_) {
     cpusets_->add_shared_task();
-    task->record.partition = limits.partition = cgroup::CpuPartition::shared;
+    partition = cgroup::CpuPartition::shared;
+  }
+  limits.partition = partition;
+  {
+    std::lock_guard lock(mutex_);  // list() may read the record meanwhile
+    task->record.info.cpus = cpus;
+    task->record.partition = partition;
   }
   task->cg = backend_.create(id, limits);
-  task->record.info.location = task->cg->location();
+  {
+    std::lock_guard lock(mutex_);
+    task->record.info.location = task->cg->location();
+  }
 
   fs::create_directories(task->dir);
   ::chmod(task->dir.c_str(), 0755);
