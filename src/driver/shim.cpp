@@ -153,7 +153,7 @@ int run_shim(int argc, char** argv) {
     err.fd = std::move(err_pipe.read);
   } catch (const Error& e) {
     try {
-      send_message(control.get(), "failed " + std::string(to_string(e.kind())) + " " + e.what());
+      send_message(control.get(), "failed " + std::to_string(static_cast<int>(e.kind())) + " " + e.what());
     } catch (...) {
     }
     return 1;
