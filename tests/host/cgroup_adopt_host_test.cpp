@@ -1,5 +1,6 @@
 // Restart recovery at the backend level: a cgroup left by an earlier run (disowned) is listed by
 // existing(), adopted by its folder name, and its processes killed and folders removed by destroy.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "cgroup/host.hpp"
@@ -37,7 +38,7 @@ void adopt_what_a_previous_run_left(Backend& backend) {
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_EQ(listed[0].first, id.cgroup_name());
   auto again = backend.adopt(id.cgroup_name(), CpuPartition::none);
-  EXPECT_EQ(again->pids(), std::vector<pid_t>{child.pid()});
+  EXPECT_THAT(again->pids(), ::testing::Contains(child.pid()));
   SteadyClock clock;
   again->destroy(Deadline(clock, 30s));
   testing::reap_zombies();
