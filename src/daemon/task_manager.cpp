@@ -56,6 +56,17 @@ cgroup::Limits limits_for(const driver::TaskSpec& spec) {
 
 }  // namespace
 
+ManagerOptions manager_options(const config::Config& config, bool systemd_path) {
+  ManagerOptions o;
+  o.state_dir = config.daemon.state_dir;
+  o.denied_uids = config.task.denied_uids;
+  o.kill_signal = config.task.kill_signal;
+  o.kill_timeout = config.task.kill_timeout;
+  o.cleanup_timeout = std::max<Duration>(o.cleanup_timeout, config.cgroups.systemd_timeout);
+  o.journal_logs = systemd_path;
+  return o;
+}
+
 TaskManager::TaskManager(cgroup::Backend& backend, cpuset::Cpusets* cpusets, ShimLauncher& launcher, Clock& clock,
                          ManagerOptions options, LogLine log)
     : backend_(backend),
