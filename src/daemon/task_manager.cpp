@@ -54,6 +54,22 @@ cgroup::Limits limits_for(const driver::TaskSpec& spec) {
   return l;
 }
 
+driver::ShimLaunch shim_launch(const TaskId& id, const driver::TaskSpec& spec, const driver::SpawnSpec& spawn,
+                               const std::optional<driver::Credentials>& creds, bool journal_by_default) {
+  driver::ShimLaunch l;
+  l.alloc = id.alloc();
+  l.task = id.task();
+  l.argv = spawn.argv;
+  l.env = spawn.env;
+  l.cwd = spawn.cwd.string();
+  l.credentials = creds;
+  l.journal = spec.log.target == driver::LogSpec::Target::journal ||
+              (spec.log.target == driver::LogSpec::Target::automatic && journal_by_default);
+  l.max_size = spec.log.max_size;
+  l.max_files = spec.log.max_files;
+  return l;
+}
+
 }  // namespace
 
 ManagerOptions manager_options(const config::Config& config, bool systemd_path) {
@@ -200,18 +216,8 @@ void TaskManager::launch(const TaskPtr& task, const driver::TaskSpec& spec, cons
 
   fs::create_directories(task->dir);
   ::chmod(task->dir.c_str(), 0755);
-  driver::ShimLaunch l;
-  l.alloc = id.alloc();
-  l.task = id.task();
-  l.argv = spawn.argv;
-  l.env = spawn.env;
-  l.cwd = spawn.cwd.string();
-  l.credentials = creds;
-  l.journal = spec.log.target == driver::LogSpec::Target::journal ||
-              (spec.log.target == driver::LogSpec::Target::automatic && options_.journal_logs);
-  l.max_size = spec.log.max_size;
-  l.max_files = spec.log.max_files;
-  write_file_atomic(task->dir / driver::kLaunchFile, driver::to_json_text(l), 0600);
+  write_file_atomic(task->dir / driver::kLaunchFile,
+                    driver::to_json_text(shim_launch(id, spec, spawn, creds, options_.journal_logs)), 0600);
   {
     std::lock_guard lock(mutex_);
     persist(*task);
