@@ -1,6 +1,10 @@
 // The spawner against the real kernel, without privileges: exit codes, signals, exec failures,
 // environment, working directory, standard streams, and the hold-until-placed protocol.
 #include <fcntl.h>
+#include <grp.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -188,11 +192,39 @@ TEST_F(ACloneSpawner, SwitchesToTheGivenUser) {
   EXPECT_EQ(output(), "65534\n65533\n");
 }
 
+// An unprivileged spawner can't become another user: the child's setresuid fails and that must
+// come back as an error, not as a task running with the wrong identity. As root, the spawner runs
+// in a forked child that first drops to nobody, so the test runs the same way everywhere.
 TEST_F(ACloneSpawner, ReportsAFailedUserSwitch) {
-  if (::geteuid() == 0) GTEST_SKIP() << "root may switch to any user";
-  SpawnSpec spec = shell("true");
-  spec.credentials = Credentials{::geteuid() + 1, ::getegid(), {::getegid()}};
-  EXPECT_THROW(spawner_.spawn(spec, nullptr), Error);
+  auto attempt = [this] {
+    SpawnSpec spec;
+    spec.argv = {"true"};
+    spec.env = {"PATH=/usr/bin:/bin"};
+    spec.credentials = Credentials{::geteuid() + 1, ::getegid(), {::getegid()}};
+    try {
+      spawner_.spawn(spec, nullptr);
+    } catch (const Error& e) {
+      return std::string(e.what()).find("cannot switch to") != std::string::npos;
+    }
+    return false;
+  };
+  if (::geteuid() != 0) {
+    EXPECT_TRUE(attempt());
+    return;
+  }
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    constexpr uid_t kNobody = 65534;
+    if (::setgroups(0, nullptr) != 0 || ::setresgid(kNobody, kNobody, kNobody) != 0 ||
+        ::setresuid(kNobody, kNobody, kNobody) != 0)
+      ::_exit(2);
+    ::_exit(attempt() ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: the spawn succeeded; 2: could not drop to nobody";
 }
 
 TEST(ResolveCredentials, FindsRootByNameAndByNumber) {
