@@ -36,7 +36,7 @@ class RotatingFile final : public LogSink {
   std::uint64_t size_ = 0;
 };
 
-// Lines to the journal (sd_journal_send); a partial line waits for its end or for flush().
+// Lines to the journal (native protocol); a partial line waits for its end or for flush().
 class JournalLines final : public LogSink {
  public:
   JournalLines(std::string alloc, std::string task, int priority);
@@ -49,6 +49,7 @@ class JournalLines final : public LogSink {
   std::string alloc_, task_;
   int priority_;
   std::string partial_;
+  UniqueFd socket_;
 };
 
 }  // namespace runscope::driver
