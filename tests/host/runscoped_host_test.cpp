@@ -49,8 +49,9 @@ class ARunscopedOnTheBus : public ::testing::Test {
     bus_.reset();
     env_->remove_parent();
   }
-  void start_daemon() {
-    daemon_ = std::make_unique<testing::DaemonProcess>(bus_->address(), config_, tmp_.path() / "daemon.log", *notify_);
+  void start_daemon(const std::vector<std::string>& extra_env = {}) {
+    daemon_ = std::make_unique<testing::DaemonProcess>(bus_->address(), config_, tmp_.path() / "daemon.log", *notify_,
+                                                       extra_env);
     auto said = notify_->wait_for("READY=1", 30s);
     ASSERT_TRUE(said) << read_file_if_exists(tmp_.path() / "daemon.log").value_or("");
     EXPECT_NE(said->find("STATUS="), std::string::npos);
@@ -112,6 +113,24 @@ TEST_F(ARunscopedOnTheBus, LeavesTasksRunningOnSigtermAndTheNextOneReattachesThe
   EXPECT_EQ(inspected["pid"], pid);
   EXPECT_EQ(run({"kill", "r1", "keep"}).code, 0);
   EXPECT_TRUE(testing::wait_until([&] { return !testing::process_alive(pid); }, 10s));
+}
+
+TEST_F(ARunscopedOnTheBus, PetsTheWatchdogWhenTheUnitAsks) {
+  start_daemon({"WATCHDOG_USEC=400000"});
+  EXPECT_TRUE(notify_->wait_for("WATCHDOG=1", 30s));
+  EXPECT_TRUE(notify_->wait_for("WATCHDOG=1", 30s));  // and again
+}
+
+TEST_F(ARunscopedOnTheBus, ReloadsOnSighupAndKeepsServing) {
+  start_daemon();
+  std::ofstream(config_, std::ios::app) << "log_level = \"debug\"\n";  // [daemon] is the last table
+  daemon_->process().signal(SIGHUP);
+  auto said = notify_->wait_for("READY=1", 30s);
+  ASSERT_TRUE(said);
+  EXPECT_NE(said->find("RELOADING=1"), std::string::npos) << *said;
+  EXPECT_TRUE(testing::wait_until(
+      [&] { return read_file(tmp_.path() / "daemon.log").find("reloaded") != std::string::npos; }, 30s));
+  EXPECT_EQ(run({"ps"}).code, 0);
 }
 
 TEST_F(ARunscopedOnTheBus, RefusesABadConfigWithExit78AndTouchesNothing) {

@@ -41,7 +41,8 @@ std::optional<std::string> NotifySocket::wait_for(const std::string& text, std::
 }
 
 DaemonProcess::DaemonProcess(const std::string& bus, const std::filesystem::path& config,
-                             const std::filesystem::path& log, NotifySocket& notify) {
+                             const std::filesystem::path& log, NotifySocket& notify,
+                             const std::vector<std::string>& extra_env) {
   driver::SpawnSpec spec;
 #ifndef RUNSCOPED_BINARY
   throw Error(ErrorKind::not_found, "runscoped was not built");
@@ -52,6 +53,7 @@ DaemonProcess::DaemonProcess(const std::string& bus, const std::filesystem::path
     if (std::strncmp(*e, "NOTIFY_SOCKET=", 14) != 0) spec.env.emplace_back(*e);
   }
   spec.env.push_back("NOTIFY_SOCKET=" + notify.path());
+  spec.env.insert(spec.env.end(), extra_env.begin(), extra_env.end());
   spec.stdout_path = log;
   spec.stderr_path = log;
   driver::CloneSpawner spawner;

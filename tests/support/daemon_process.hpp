@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/fd.hpp"
 #include "driver/process.hpp"
@@ -32,7 +33,7 @@ class DaemonProcess {
  public:
   // Starts `runscoped --bus ADDRESS --config CONFIG` with NOTIFY_SOCKET set; output to `log`.
   DaemonProcess(const std::string& bus, const std::filesystem::path& config, const std::filesystem::path& log,
-                NotifySocket& notify);
+                NotifySocket& notify, const std::vector<std::string>& extra_env = {});
   ~DaemonProcess();  // SIGTERM, then SIGKILL if it lingers; reaped
   driver::Process& process() { return process_; }
   // SIGTERM and wait for the exit status (deadline 30 s).
