@@ -15,7 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 constexpr std::size_t kMaxJournalLine = 64 * 1024;  // longer lines are split
-constexpr const char* kJournalSocket = "/run/systemd/journal/socket";
 }
 
 RotatingFile::RotatingFile(fs::path path, std::uint64_t max_size, unsigned max_files)
@@ -57,8 +56,8 @@ void RotatingFile::write(std::string_view data) {
   }
 }
 
-JournalLines::JournalLines(std::string alloc, std::string task, int priority)
-    : alloc_(std::move(alloc)), task_(std::move(task)), priority_(priority) {}
+JournalLines::JournalLines(std::string alloc, std::string task, int priority, std::string socket_path)
+    : alloc_(std::move(alloc)), task_(std::move(task)), priority_(priority), socket_path_(std::move(socket_path)) {}
 
 // journald's native protocol, spoken directly so the shim needs no libsystemd (and its
 // compression and crypto libraries): one datagram of KEY=VALUE lines per entry. No value holds a
@@ -72,7 +71,7 @@ void JournalLines::send(std::string_view line) {
                       "\nSYSLOG_IDENTIFIER=" + task_ + "\nRUNSCOPE_ALLOC=" + alloc_ + "\nRUNSCOPE_TASK=" + task_ + "\n";
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", kJournalSocket);
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path_.c_str());
   ::sendto(socket_.get(), entry.data(), entry.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
 }
 
