@@ -15,6 +15,7 @@ namespace runscope::systemd {
 namespace {
 
 constexpr const char* kScopeInterface = "org.freedesktop.systemd1.Scope";
+constexpr const char* kScopeSuffix = ".scope";
 constexpr int kMaxStartAttempts = 3;  // once with PIDFDs, once with PIDs, once after reset-failed
 
 UniqueFd open_pidfd(pid_t pid) {
@@ -54,9 +55,22 @@ class ScopeCgroup final : public cgroup::TaskCgroup {
   ScopeCgroup(SystemdBackend& backend, TaskId id, cgroup::Limits limits)
       : backend_(backend),
         id_(std::move(id)),
+        label_(id_->display()),
         limits_(std::move(limits)),
-        unit_(id_.unit_name()),
+        unit_(id_->unit_name()),
         slice_(slice_for(backend.options().parent_slice, limits_.partition)) {}
+
+  // A running scope an earlier daemon made (SystemdBackend::adopt): already placed. The task's
+  // identity stays with the caller; messages name the unit.
+  ScopeCgroup(SystemdBackend& backend, std::string unit, std::string slice, std::string control_group,
+              cgroup::V2Dir dir)
+      : backend_(backend),
+        label_(unit),
+        unit_(std::move(unit)),
+        slice_(std::move(slice)),
+        control_group_(std::move(control_group)),
+        dir_(std::move(dir)),
+        placed_(true) {}
 
   ~ScopeCgroup() override {
     try {
@@ -85,7 +99,8 @@ class ScopeCgroup final : public cgroup::TaskCgroup {
   void clean_up_failed_start() noexcept;
 
   SystemdBackend& backend_;
-  TaskId id_;
+  std::optional<TaskId> id_;  // empty for an adopted scope, which is never started again
+  std::string label_;         // who, in messages
   cgroup::Limits limits_;
   std::string unit_;
   std::string slice_;
@@ -122,7 +137,7 @@ void ScopeCgroup::start_scope(pid_t pid) {
   }
   UniqueFd pidfd = backend_.pidfds_refused() ? UniqueFd() : open_pidfd(pid);
   if (probing && !pidfd) backend_.note_pidfd_support(Support::refused);  // no pidfd_open here
-  auto props = scope_properties(id_, limits_, slice_, pid,
+  auto props = scope_properties(*id_, limits_, slice_, pid,  // set: adopted scopes are placed already
                                 pidfd ? std::optional<int>(pidfd.get()) : std::nullopt);
   bool reset_done = false;
   for (int attempt = 1;; ++attempt) {
@@ -136,13 +151,13 @@ void ScopeCgroup::start_scope(pid_t pid) {
         // systemd before 253 does not know PIDFDs; systemd-run falls back the same way.
         backend_.note_pidfd_support(Support::refused);
         if (probing) probing.unlock();
-        props = scope_properties(id_, limits_, slice_, pid, std::nullopt);
+        props = scope_properties(*id_, limits_, slice_, pid, std::nullopt);
       } else if (attempt < kMaxStartAttempts && e.is(kUnitExists) && !reset_done) {
         make_room_for_stale_unit();
         reset_done = true;
       } else {
         name_taken_ = e.is(kUnitExists);
-        throw BusError(e.name(), "systemd did not start scope " + unit_ + " for task " + id_.display() + ": " +
+        throw BusError(e.name(), "systemd did not start scope " + unit_ + " for task " + label_ + ": " +
                                      e.what() + " (" + e.name() + ")", e.kind());
       }
     }
@@ -175,7 +190,7 @@ void ScopeCgroup::make_room_for_stale_unit() {
 void ScopeCgroup::check_membership(pid_t pid) const {
   const auto actual = unified_cgroup_of(backend_.options().proc_root, pid);
   if (actual != control_group_)
-    throw Error(ErrorKind::conflict, "task " + id_.display() + " (pid " + std::to_string(pid) + ") is in cgroup '" +
+    throw Error(ErrorKind::conflict, "task " + label_ + " (pid " + std::to_string(pid) + ") is in cgroup '" +
                                          actual + "', not in its scope's '" + control_group_ + "'");
 }
 
@@ -240,6 +255,47 @@ std::unique_ptr<cgroup::TaskCgroup> SystemdBackend::create(const TaskId& id, con
   return std::make_unique<ScopeCgroup>(*this, id, limits);
 }
 
+std::unique_ptr<cgroup::TaskCgroup> SystemdBackend::adopt(const std::string& cgroup_name,
+                                                          cgroup::CpuPartition partition) {
+  if (cgroup_name.empty() || cgroup_name.find('/') != std::string::npos)
+    throw Error(ErrorKind::invalid_argument, "cgroup name '" + cgroup_name + "' can't name a scope");
+  const std::string unit = cgroup_name + kScopeSuffix;
+  auto status = manager_.unit_status(unit);
+  if (!status || status->load_state != "loaded") throw Error(ErrorKind::not_found, "no scope " + unit);
+  std::string slice;
+  try {
+    slice = std::get<std::string>(manager_.get_unit_property(unit, kScopeInterface, "Slice"));
+  } catch (const BusError& e) {
+    if (e.is(kNoSuchUnit)) throw Error(ErrorKind::not_found, "no scope " + unit);
+    throw;
+  }
+  const auto ours = our_slices();
+  if (std::find(ours.begin(), ours.end(), slice) == ours.end())
+    throw Error(ErrorKind::conflict, "scope " + unit + " is in slice '" + slice + "', not runscope's " +
+                                         slice_for(options_.parent_slice, partition) + "; not adopting it");
+  if (status->active_state == "inactive" || status->active_state == "failed") {
+    manager_.reset_failed_unit(unit);  // a dead scope only holds the name: let it go
+    throw Error(ErrorKind::not_found, "scope " + unit + " has ended (" + status->active_state + ")");
+  }
+  auto control_group = manager_.control_group(unit);
+  if (control_group.empty()) throw Error(ErrorKind::not_found, "scope " + unit + " has no cgroup left");
+  // V2Dir::open throws not_found when the folder went away meanwhile.
+  auto dir = cgroup::V2Dir::open(options_.cgroup_root / std::filesystem::path(control_group).relative_path());
+  return std::make_unique<ScopeCgroup>(*this, unit, slice, control_group, std::move(dir));
+}
+
+std::vector<std::pair<std::string, cgroup::CpuPartition>> SystemdBackend::existing() const {
+  std::vector<std::pair<std::string, cgroup::CpuPartition>> out;
+  for (const auto& scope : find_scopes()) {
+    if (!scope.unit.ends_with(kScopeSuffix)) continue;
+    auto partition = cgroup::CpuPartition::none;
+    for (auto p : {cgroup::CpuPartition::shared, cgroup::CpuPartition::reserved})
+      if (scope.slice == slice_for(options_.parent_slice, p)) partition = p;
+    out.emplace_back(scope.unit.substr(0, scope.unit.size() - std::string_view(kScopeSuffix).size()), partition);
+  }
+  return out;
+}
+
 std::vector<std::string> SystemdBackend::our_slices() const {
   const auto& parent = options_.parent_slice;
   return {parent, slice_for(parent, cgroup::CpuPartition::shared), slice_for(parent, cgroup::CpuPartition::reserved)};
@@ -255,7 +311,7 @@ std::string SystemdBackend::slice_control_group(const std::string& slice) {
   return slice_cgroups_.emplace(slice, cg).first->second;
 }
 
-std::vector<FoundScope> SystemdBackend::find_scopes() {
+std::vector<FoundScope> SystemdBackend::find_scopes() const {
   const auto ours = our_slices();
   std::vector<FoundScope> found;
   for (const auto& unit : manager_.list_units_by_patterns({}, {"*.scope"})) {

@@ -42,8 +42,16 @@ class SystemdBackend final : public cgroup::Backend {
   // Validates and prepares; the scope itself is made by place(), as systemd cannot make an empty one.
   std::unique_ptr<cgroup::TaskCgroup> create(const TaskId& id, const cgroup::Limits& limits) override;
 
+  // Restart recovery: the running scope "<cgroup_name>.scope" in one of runscope's slices, owned
+  // again (destroy kills its processes and stops the unit). Error(not_found) when it is not
+  // loaded or has ended; Error(conflict) when the name belongs to a scope outside our slices.
+  std::unique_ptr<cgroup::TaskCgroup> adopt(const std::string& cgroup_name, cgroup::CpuPartition partition) override;
+  // Every loaded scope in runscope's slices (the partition read from its slice): every scope
+  // there counts as ours, as every folder under the parent does for the cgroupfs backends.
+  std::vector<std::pair<std::string, cgroup::CpuPartition>> existing() const override;
+
   // Every loaded scope in runscope's slices, whatever its state.
-  std::vector<FoundScope> find_scopes();
+  std::vector<FoundScope> find_scopes() const;
 
   // Internals shared with the scopes this backend makes.
   SystemdManager& manager() { return manager_; }
