@@ -36,10 +36,13 @@ void cg_inherit_cpuset(const fs::path& dir) {
 
 using CpusetValues = std::pair<std::string, std::string>;  // cpuset.cpus, cpuset.mems
 
-// What the kernel refuses when a cpuset folder is given CPUs or nodes its parent lacks: the sign
-// that a cached copy of the parent's values is stale.
+// What the kernel answers when a cpuset folder is given CPUs or nodes its parent lacks (v1's
+// validate_change says EACCES for "not a subset of the parent"; EINVAL/ENOSPC for offline or empty
+// sets): the sign that a cached copy of the parent's values is stale. A real permission problem
+// fails again after the re-read, so retrying once costs nothing.
 bool cg_cpuset_stale(const Error& e) {
-  return e.kind() == ErrorKind::system && (e.error_number() == EINVAL || e.error_number() == ENOSPC);
+  int err = e.error_number();
+  return e.kind() == ErrorKind::system && (err == EACCES || err == EINVAL || err == ENOSPC);
 }
 
 // The parent folder's cpuset.cpus/mems, read once and reused for every task folder below it, so a
