@@ -49,6 +49,44 @@ struct Row {
   }
 };
 
+// Forwards to the real task cgroup, noting when destroy() begins: the runner calls it right after
+// reaping the main process, so that instant is "exit status known"; its return is "cgroup removed".
+class TimedCgroup final : public cgroup::TaskCgroup {
+ public:
+  TimedCgroup(std::unique_ptr<cgroup::TaskCgroup> real, Steady::time_point* destroy_started)
+      : real_(std::move(real)), destroy_started_(destroy_started) {}
+  int clone_into_fd() const override { return real_->clone_into_fd(); }
+  void place(pid_t pid) override { real_->place(pid); }
+  std::vector<pid_t> pids() const override { return real_->pids(); }
+  bool populated() const override { return real_->populated(); }
+  void kill_all(const Deadline& d, cgroup::KillMethod m) override { real_->kill_all(d, m); }
+  void destroy(const Deadline& d) override {
+    *destroy_started_ = Steady::now();
+    real_->destroy(d);
+  }
+  void set_cpuset(const CpuSet& cpus) override { real_->set_cpuset(cpus); }
+  cgroup::Stats stats() const override { return real_->stats(); }
+  std::string location() const override { return real_->location(); }
+  void disown() noexcept override { real_->disown(); }
+
+ private:
+  std::unique_ptr<cgroup::TaskCgroup> real_;
+  Steady::time_point* destroy_started_;
+};
+
+class TimedBackend final : public cgroup::Backend {
+ public:
+  explicit TimedBackend(cgroup::Backend& real) : real_(real) {}
+  std::string manager_name() const override { return real_.manager_name(); }
+  std::unique_ptr<cgroup::TaskCgroup> create(const TaskId& id, const cgroup::Limits& limits) override {
+    return std::make_unique<TimedCgroup>(real_.create(id, limits), &destroy_started);
+  }
+  Steady::time_point destroy_started;
+
+ private:
+  cgroup::Backend& real_;
+};
+
 std::unique_ptr<cgroup::Backend> make_backend(const cgroup::HostLayout& layout, const std::string& parent) {
   if (layout.version() == cgroup::Version::v2) {
     cgroup::V2Options options;
@@ -87,12 +125,14 @@ int main(int argc, char** argv) {
   const std::string parent = "runscope-bench-" + std::to_string(::getpid());
   auto backend = make_backend(layout, parent);
   driver::CloneSpawner spawner;
-  driver::Runner with_cgroups(backend.get(), spawner, system_clock());
+  TimedBackend timed(*backend);
+  driver::Runner with_cgroups(&timed, spawner, system_clock());
   driver::Runner without_cgroups(nullptr, spawner, system_clock());
   driver::SpawnSpec spec;
   spec.argv = {kTrue};
 
-  Row bare{"bare fork+exec+wait", {}}, runner{"runner, cgroupfs " + std::string(cgroup::to_string(layout.version())), {}},
+  const std::string cgroupfs = "runner, cgroupfs " + std::string(cgroup::to_string(layout.version()));
+  Row bare{"bare fork+exec+wait", {}}, runner{cgroupfs + ", removed", {}}, status{cgroupfs + ", status", {}},
       plain{"runner, no_cgroups", {}}, empty{"cgroup create+destroy", {}};
   auto time = [](Row& row, const std::function<void()>& f) {
     auto start = Steady::now();
@@ -101,7 +141,9 @@ int main(int argc, char** argv) {
   };
   for (int i = 0; i < iterations; ++i) {  // interleaved, so load changes hit every row alike
     time(bare, bare_fork_exec);
+    auto start = Steady::now();
     time(runner, [&] { with_cgroups.start(TaskId("bench", "t" + std::to_string(i)), {}, spec)->wait(); });
+    status.samples.push_back(millis(timed.destroy_started - start));
     time(plain, [&] { without_cgroups.start(TaskId("bench", "p"), {}, spec)->wait(); });
     time(empty, [&] { backend->create(TaskId("bench", "e"), {})->destroy(Deadline(system_clock(), std::chrono::seconds(10))); });
   }
@@ -110,13 +152,13 @@ int main(int argc, char** argv) {
 
   std::printf("start-to-exit of %s, %d runs each, host mode %s\n\n", kTrue, iterations,
               std::string(cgroup::to_string(layout.mode)).c_str());
-  std::printf("| %-24s | %9s | %9s | %8s |\n", "path", "p50 ms", "p90 ms", "p50 / bare");
-  std::printf("|%s|%s|%s|%s|\n", std::string(26, '-').c_str(), std::string(11, '-').c_str(),
+  std::printf("| %-32s | %9s | %9s | %8s |\n", "path", "p50 ms", "p90 ms", "p50 / bare");
+  std::printf("|%s|%s|%s|%s|\n", std::string(34, '-').c_str(), std::string(11, '-').c_str(),
               std::string(11, '-').c_str(), std::string(12, '-').c_str());
   const double base = bare.percentile(0.5);
-  for (Row* row : {&bare, &runner, &plain, &empty}) {
+  for (Row* row : {&bare, &status, &runner, &plain, &empty}) {
     double p50 = row->percentile(0.5);
-    std::printf("| %-24s | %9.3f | %9.3f | %9.2fx |\n", row->name.c_str(), p50, row->percentile(0.9), p50 / base);
+    std::printf("| %-32s | %9.3f | %9.3f | %9.2fx |\n", row->name.c_str(), p50, row->percentile(0.9), p50 / base);
   }
   return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 
 #include "cgroup/util.hpp"
 #include "cgroup/v1_task.hpp"
@@ -32,6 +33,38 @@ void cg_inherit_cpuset(const fs::path& dir) {
     write_file(dir / file, trim(read_file(dir.parent_path() / file)));
   }
 }
+
+using CpusetValues = std::pair<std::string, std::string>;  // cpuset.cpus, cpuset.mems
+
+// What the kernel answers when a cpuset folder is given CPUs or nodes its parent lacks (v1's
+// validate_change says EACCES for "not a subset of the parent"; EINVAL/ENOSPC for offline or empty
+// sets): the sign that a cached copy of the parent's values is stale. A real permission problem
+// fails again after the re-read, so retrying once costs nothing.
+bool cg_cpuset_stale(const Error& e) {
+  int err = e.error_number();
+  return e.kind() == ErrorKind::system && (err == EACCES || err == EINVAL || err == ENOSPC);
+}
+
+// The parent folder's cpuset.cpus/mems, read once and reused for every task folder below it, so a
+// task's create costs two writes instead of four reads and two writes. A write the kernel refuses
+// (the parent changed) makes the caller read the parent afresh, replacing the entry.
+class CpusetParentCache {
+ public:
+  std::optional<CpusetValues> get(const fs::path& parent) const {
+    std::lock_guard lock(mutex_);
+    auto it = values_.find(parent);
+    if (it == values_.end()) return std::nullopt;
+    return it->second;
+  }
+  void put(const fs::path& parent, CpusetValues values) {
+    std::lock_guard lock(mutex_);
+    values_[parent] = std::move(values);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<fs::path, CpusetValues> values_;
+};
 
 class V1Backend final : public Backend {
  public:
@@ -135,6 +168,8 @@ class V1Backend final : public Backend {
   }
 
   void make(const V1Hierarchy& h, CpuPartition partition, std::vector<fs::path>& made) const {
+    // Every task after the first finds its parents made: try the task's own folder alone first.
+    if (h.owned && make_task_dir(h, made)) return;
     bool cpuset = h.has("cpuset");
     fs::path relative = h.dir.parent_path().lexically_relative(h.mount);
     if (!h.owned) relative = h.dir.lexically_relative(h.mount);  // the shared partition itself
@@ -146,16 +181,46 @@ class V1Backend final : public Backend {
         made.push_back(d);
       }
     }
-    if (cpuset) {
-      fs::path level = h.mount;
-      for (const auto& part : relative) cg_inherit_cpuset(level /= part);
-    }
-    if (!h.owned) return;
+    if (cpuset && (!h.owned || !new_dirs.empty())) inherit_along(h.mount, relative);
+    if (h.owned && !make_task_dir(h, made)) throw_system_error("mkdir " + h.dir.string(), ENOENT);
+  }
+
+  // mkdir of the task's folder (and its cpuset); false when its parent does not exist.
+  bool make_task_dir(const V1Hierarchy& h, std::vector<fs::path>& made) const {
     int err = o_.ops.make_dir(h.dir);
+    if (err == ENOENT) return false;
     if (err == EEXIST) throw Error(ErrorKind::conflict, "cgroup " + h.dir.string() + " already exists", err);
     if (err != 0) throw_system_error("mkdir " + h.dir.string(), err);
     made.push_back(h.dir);
-    if (cpuset) cg_inherit_cpuset(h.dir);
+    if (h.has("cpuset")) inherit_cached(h);
+    return true;
+  }
+
+  // Every level from the mount down to `relative` gets CPUs and nodes if it has none; the
+  // innermost level's values are cached for the task folders made below it, and returned.
+  CpusetValues inherit_along(const fs::path& mount, const fs::path& relative) const {
+    fs::path level = mount;
+    for (const auto& part : relative) cg_inherit_cpuset(level /= part);
+    CpusetValues values{trim(read_file(level / v1file::kCpusetCpus)), trim(read_file(level / v1file::kCpusetMems))};
+    cpuset_cache_.put(level, values);
+    return values;
+  }
+
+  // A fresh v1 cpuset folder is empty (or, with clone_children, already a copy of its parent), so
+  // the parent's cached values are written without reading the folder first.
+  void inherit_cached(const V1Hierarchy& h) const {
+    const fs::path parent = h.dir.parent_path();
+    auto write = [&](const CpusetValues& values) {
+      write_file(h.dir / v1file::kCpusetCpus, values.first);
+      write_file(h.dir / v1file::kCpusetMems, values.second);
+    };
+    auto values = cpuset_cache_.get(parent);
+    try {
+      write(values ? *values : inherit_along(h.mount, parent.lexically_relative(h.mount)));
+    } catch (const Error& e) {
+      if (!cg_cpuset_stale(e)) throw;
+      write(inherit_along(h.mount, parent.lexically_relative(h.mount)));
+    }
   }
 
   static void apply_limits(const std::vector<V1Hierarchy>& hierarchies, const Limits& limits) {
@@ -173,6 +238,7 @@ class V1Backend final : public Backend {
   }
 
   V1Options o_;
+  mutable CpusetParentCache cpuset_cache_;
 };
 
 }  // namespace

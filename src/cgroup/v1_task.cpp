@@ -99,6 +99,13 @@ void V1TaskCgroup::kill_all(const Deadline& deadline, KillMethod method) {
   if (method == KillMethod::cgroup_kill) {
     throw Error(ErrorKind::unsupported, "cgroup.kill does not exist on cgroup v1 (" + location() + ")");
   }
+  // The common case after the main process exits: nothing is left. An empty cgroup cannot gain a
+  // member by forking, so one cgroup.procs read per hierarchy replaces freeze, SIGKILL and thaw.
+  if (pids().empty()) return;
+  kill_everything(deadline);
+}
+
+void V1TaskCgroup::kill_everything(const Deadline& deadline) {
   try {
     if (const V2Dir* pids_dir = dir_with("pids")) pids_dir->write(v1file::kPidsMax, "0");
     freeze(deadline);  // without a freezer (or if it stays FREEZING) the SIGKILL rounds below still finish
@@ -127,6 +134,8 @@ void V1TaskCgroup::destroy(const Deadline& deadline) {
     int err = 0;
     cg_poll_until(deadline, [&] {
       err = ops_.remove_dir(h.dir);
+      // Busy: something joined after the empty check (a writer outside us): kill it all.
+      if (err == EBUSY) kill_everything(deadline);
       return err == 0 || err == ENOENT;
     });
     if (err != 0 && err != ENOENT) throw_system_error("rmdir " + h.dir.string(), err);

@@ -38,6 +38,7 @@ class V1TaskCgroup final : public TaskCgroup {
 
  private:
   const V2Dir* dir_with(const std::string& controller) const;  // owned folders only
+  void kill_everything(const Deadline& deadline);  // pids.max=0, freeze, SIGKILL all, thaw, wait empty
   bool freeze(const Deadline& deadline) const;
   void thaw() const noexcept;
   void check_placed(pid_t pid) const;

@@ -193,5 +193,40 @@ TEST_F(AV1CgroupOnThisHost, SharedPartitionTasksJoinTheSharedCpuset) {
   task->destroy(Deadline(clock_, 10s));
 }
 
+// The backend caches the parent's cpuset for task folders; the kernel refusing the cached CPUs
+// after the parent shrank makes it read them again rather than fail the create.
+TEST_F(AV1CgroupOnThisHost, ATaskMadeAfterTheParentsCpusetShrankGetsTheNewCpus) {
+  if (!layout_.v1_mounts.count("cpuset")) GTEST_SKIP() << "no cpuset hierarchy";
+  auto first = create();
+  auto base = layout_.v1_mounts.at("cpuset") / fs::path(own_.at("cpuset")).relative_path() / parent_;
+  auto cpus = CpuSet::parse(trim(read_file(base / "cpuset.cpus")));
+  if (cpus.size() < 2) GTEST_SKIP() << "needs two CPUs in " << base;
+  first->destroy(Deadline(clock_, 10s));
+  auto one = CpuSet::range(cpus.cpus().back(), cpus.cpus().back());
+  write_file(base / "cpuset.cpus", one.to_string());
+  auto second = create();
+  auto dir = base / ("t" + std::to_string(::getpid()) + "-task");
+  EXPECT_EQ(trim(read_file(dir / "cpuset.cpus")), one.to_string());
+  auto out = tmp_ / "status";
+  auto child = start(*second, "grep Cpus_allowed_list /proc/self/status > " + out.string());
+  ASSERT_EQ(child->wait(), 0);
+  EXPECT_EQ(read_file(out), "Cpus_allowed_list:\t" + one.to_string() + "\n");
+  second->destroy(Deadline(clock_, 10s));
+}
+
+// The empty-cgroup short cut must not skip the kill while anything is left: a task whose main
+// process exited but left a daemon behind is killed by destroy() and nothing survives.
+TEST_F(AV1CgroupOnThisHost, DestroyAfterTheMainProcessExitedStillKillsWhatItLeft) {
+  auto task = create();
+  auto child = start(*task, "setsid sleep 300 & exit 0");
+  ASSERT_EQ(child->wait(), 0);
+  ASSERT_TRUE(testing::wait_until([&] { return !task->pids().empty(); }, 10s));
+  auto left = task->pids();
+  seen_.insert(seen_.end(), left.begin(), left.end());
+  task->destroy(Deadline(clock_, 10s));
+  testing::reap_zombies();
+  for (pid_t pid : left) EXPECT_FALSE(testing::process_alive(pid)) << pid;
+}
+
 }  // namespace
 }  // namespace runscope::cgroup

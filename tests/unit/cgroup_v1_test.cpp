@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 
 #include "cgroup/util.hpp"
 #include "cgroup/v1_backend.hpp"
@@ -164,11 +165,84 @@ TEST_F(AV1Backend, ReservedPartitionTasksGetTheirOwnCpusetBelowReserved) {
   EXPECT_FALSE(tree_.exists(cpuset_ / "rt/reserved/alloc1-web"));
 }
 
-TEST_F(AV1Backend, KillStopsForksFreezesAndEndsThawed) {
+// Plays the kernel's part once a SIGKILL lands: the first wait empties the task's cgroup.procs.
+class ReapingClock final : public Clock {
+ public:
+  explicit ReapingClock(std::vector<fs::path> procs) : procs_(std::move(procs)) {}
+  time_point now() const override { return fake_.now(); }
+  void sleep_for(std::chrono::nanoseconds d) override {
+    for (const auto& file : procs_) std::ofstream(file, std::ios::trunc);
+    fake_.sleep_for(d);
+  }
+
+ private:
+  FakeClock fake_;
+  std::vector<fs::path> procs_;
+};
+
+TEST_F(AV1Backend, KillStopsForksFreezesAndEndsThawedWhenAProcessIsThere) {
   auto task = backend("rt")->create(id_, Limits{});
-  task->kill_all(Deadline(clock_, 1s), KillMethod::automatic);
+  const fs::path procs = freezer_ / "rt/alloc1-web/cgroup.procs";
+  tree_.write(procs, "999999999\n");  // a pid no signal can reach; the clock plays its death
+  ReapingClock reaper({procs});
+  task->kill_all(Deadline(reaper, 1s), KillMethod::automatic);
   EXPECT_EQ(tree_.read(pids_ / "rt/alloc1-web/pids.max"), "0");
   EXPECT_EQ(tree_.read(freezer_ / "rt/alloc1-web/freezer.state"), "THAWED");
+  EXPECT_EQ(tree_.read(procs), "");
+}
+
+TEST_F(AV1Backend, SkipsTheFreezeAndKillWhenEveryHierarchyIsAlreadyEmpty) {
+  auto task = backend("rt")->create(id_, Limits{});
+  tree_.write(freezer_ / "rt/alloc1-web/freezer.state", "untouched");
+  task->kill_all(Deadline(clock_, 1s), KillMethod::automatic);
+  EXPECT_EQ(tree_.read(pids_ / "rt/alloc1-web/pids.max"), "max\n");
+  EXPECT_EQ(tree_.read(freezer_ / "rt/alloc1-web/freezer.state"), "untouched");
+}
+
+TEST_F(AV1Backend, RunsTheFullKillWhenOnlyOneHierarchyStillHoldsAProcess) {
+  auto task = backend("rt")->create(id_, Limits{});
+  const fs::path procs = memory_ / "process_api/abc/rt/alloc1-web/cgroup.procs";
+  tree_.write(procs, "999999999\n");
+  ReapingClock reaper({procs});
+  task->kill_all(Deadline(reaper, 1s), KillMethod::automatic);
+  EXPECT_EQ(tree_.read(pids_ / "rt/alloc1-web/pids.max"), "0");
+}
+
+// rmdir answering EBUSY means something joined after the empty check: it is killed, then removed.
+TEST_F(AV1Backend, DestroyKillsWhatJoinedAfterTheEmptyCheck) {
+  auto ops = tree_.ops();
+  const fs::path procs = freezer_ / "rt/alloc1-web/cgroup.procs";
+  int busy = 1;
+  std::string pids_max_at_retry;
+  auto real_remove = ops.remove_dir;
+  ops.remove_dir = [&](const fs::path& dir) {
+    if (dir == freezer_ / "rt/alloc1-web" && busy-- > 0) {
+      tree_.write(procs, "999999999\n");
+      return EBUSY;
+    }
+    if (dir == freezer_ / "rt/alloc1-web") pids_max_at_retry = tree_.read(pids_ / "rt/alloc1-web/pids.max");
+    return real_remove(dir);
+  };
+  CgroupPaths own = {{"cpuset", "/"}, {"cpu", "/"}, {"cpuacct", "/"}, {"memory", "/process_api/abc"},
+                     {"pids", "/"}, {"freezer", "/"}};
+  ReapingClock reaper({procs});
+  auto b = make_v1_backend(V1Options{tree_.layout(), own, "rt", &reaper, ops, tree_.root() / "proc"});
+  auto task = b->create(id_, Limits{});
+  task->destroy(Deadline(reaper, 1s));
+  EXPECT_EQ(pids_max_at_retry, "0");
+  EXPECT_FALSE(tree_.exists(freezer_ / "rt/alloc1-web"));
+}
+
+TEST_F(AV1Backend, ReusesTheParentsCpusetUntilTheParentIsMadeAgain) {
+  auto b = backend("rt");
+  b->create(TaskId("alloc1", "a"), Limits{})->destroy(Deadline(clock_, 1s));
+  auto second = b->create(TaskId("alloc1", "b"), Limits{});
+  EXPECT_EQ(tree_.read(cpuset_ / "rt/alloc1-b/cpuset.cpus"), "0-3");
+  second->destroy(Deadline(clock_, 1s));
+  fs::remove_all(cpuset_ / "rt");  // the parent is gone (e.g. an operator removed it): made again, read again
+  tree_.write(cpuset_ / "cpuset.cpus", "2\n");
+  auto third = b->create(TaskId("alloc1", "c"), Limits{});
+  EXPECT_EQ(tree_.read(cpuset_ / "rt/alloc1-c/cpuset.cpus"), "2");
 }
 
 TEST_F(AV1Backend, HasNoCgroupKill) {
