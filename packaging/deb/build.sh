@@ -33,6 +33,7 @@ if [ -n "$VERSION" ]; then
   # Only the top entry's version changes: enough for dpkg to see a newer package.
   sed -i "1s/^runscope ([^)]*)/runscope ($VERSION)/" "$TREE/debian/changelog"
 fi
+rm -f "$WORK"/*.deb "$WORK"/*.ddeb
 (cd "$TREE" && dpkg-buildpackage -us -uc -b $CLEAN_FLAG -j"${RUNSCOPE_BUILD_JOBS:-2}")
 rm -f "$WORK"/*.buildinfo "$WORK"/*.changes
 cp "$WORK"/*.deb "$OUT"/

@@ -88,10 +88,11 @@ e2e_check_units_loaded() {
     "grep -qx Type=notify <<<'$show' && grep -qx KillMode=process <<<'$show' &&
      grep -qx NotifyAccess=main <<<'$show' && grep -qx Delegate=yes <<<'$show' &&
      ! grep -qx WatchdogUSec=0 <<<'$show'"
+  ct_in systemctl cat runscoped.service | tail -n +2 > "$E2E_WORK/seen.service"
   check "the contained systemd reads the packaged unit file" \
-    bash -c "diff <(ct_in systemctl cat runscoped.service | tail -n +2) '$UNIT_DIR/runscoped.service'"
+    diff "$E2E_WORK/seen.service" "$UNIT_DIR/runscoped.service"
   check "runscope.slice loaded" \
-    bash -c "ct_in systemctl show -p LoadState runscope.slice | grep -qx LoadState=loaded"
+    grep -qx LoadState=loaded <<<"$(ct_in systemctl show -p LoadState runscope.slice)"
 }
 
 e2e_build_upgrade() {
