@@ -13,6 +13,7 @@
 
 #include "common/clock.hpp"
 #include "common/cpuset.hpp"
+#include "common/error.hpp"
 #include "common/task_id.hpp"
 
 namespace runscope::cgroup {
@@ -80,6 +81,11 @@ class TaskCgroup {
 
   // For humans and `inspect`: the cgroup path(s) or the unit name.
   virtual std::string location() const = 0;
+
+  // Lets go without touching anything: the destructor then leaves the cgroup and its processes
+  // (the daemon stopping with tasks left running, to adopt them again after its restart).
+  // Backends that cannot do this keep their destructor's cleanup.
+  virtual void disown() noexcept {}
 };
 
 // Makes TaskCgroups for one manager ("cgroupfs" or "systemd").
@@ -90,6 +96,18 @@ class Backend {
   // Creates (or, for systemd, prepares) the task's cgroup with its limits applied. A limit whose
   // controller is missing throws Error(unsupported) naming the controller, leaving nothing made.
   virtual std::unique_ptr<TaskCgroup> create(const TaskId& id, const Limits& limits) = 0;
+
+  // Restart recovery (the daemon): the cgroup an earlier run made under `cgroup_name`
+  // (TaskId::cgroup_name()), owned again; Error(not_found) when it is gone. Identity stays with
+  // the caller's state: the name is only where to look.
+  virtual std::unique_ptr<TaskCgroup> adopt(const std::string& cgroup_name, CpuPartition partition) {
+    (void)cgroup_name;
+    (void)partition;
+    throw Error(ErrorKind::unsupported, manager_name() + ": adopting an existing cgroup is not supported");
+  }
+  // The task cgroups that exist under the parent (their folder names, partitions included), so
+  // the daemon can remove the ones no task owns. Empty where the backend can't tell.
+  virtual std::vector<std::pair<std::string, CpuPartition>> existing() const { return {}; }
 };
 
 }  // namespace runscope::cgroup

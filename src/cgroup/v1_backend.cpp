@@ -46,7 +46,7 @@ class V1Backend final : public Backend {
                                                 ") is not mounted on this host");
       }
     }
-    auto hierarchies = plan(id, limits.partition);
+    auto hierarchies = plan(id.cgroup_name(), limits.partition);
     std::vector<fs::path> made;  // in creation order, for rollback
     try {
       for (auto& h : hierarchies) make(h, limits.partition, made);
@@ -58,9 +58,49 @@ class V1Backend final : public Backend {
     }
   }
 
+  std::unique_ptr<TaskCgroup> adopt(const std::string& name, CpuPartition partition) override {
+    cg_check_name(name);
+    auto hierarchies = plan(name, partition);
+    bool any = false;
+    for (const auto& h : hierarchies) any = any || (h.owned && fs::is_directory(h.dir));
+    if (!any) throw Error(ErrorKind::not_found, "no cgroup " + name + " under " + o_.parent);
+    // Folders missing in some hierarchy (a crash mid-create) are skipped by the task cgroup.
+    std::vector<V1Hierarchy> present;
+    for (auto& h : hierarchies) {
+      if (!h.owned || fs::is_directory(h.dir)) present.push_back(std::move(h));
+    }
+    return std::make_unique<V1TaskCgroup>(std::move(present), *o_.clock, o_.ops, o_.proc_root);
+  }
+
+  std::vector<std::pair<std::string, CpuPartition>> existing() const override {
+    std::map<std::string, CpuPartition> found;
+    for (const auto& h : plan("x", CpuPartition::none)) {
+      fs::path base = h.dir.parent_path();
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(base, ec)) {
+        auto name = e.path().filename().string();
+        if (!e.is_directory() || name == kSharedPartition) continue;
+        if (name != kReservedPartition) {
+          found.emplace(name, CpuPartition::none);
+          continue;
+        }
+        for (const auto& r : fs::directory_iterator(e.path(), ec)) {
+          if (r.is_directory()) found[r.path().filename().string()] = CpuPartition::reserved;
+        }
+      }
+    }
+    return {found.begin(), found.end()};
+  }
+
  private:
+  static void cg_check_name(const std::string& name) {
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+      throw Error(ErrorKind::invalid_argument, "cgroup name '" + name + "' is not a folder name");
+    }
+  }
+
   // The task's folder in every mounted hierarchy it uses (co-mounted controllers share one).
-  std::vector<V1Hierarchy> plan(const TaskId& id, CpuPartition partition) const {
+  std::vector<V1Hierarchy> plan(const std::string& name, CpuPartition partition) const {
     std::map<fs::path, V1Hierarchy> by_mount;
     for (const char* c : kV1TaskControllers) {
       auto it = o_.layout.v1_mounts.find(c);
@@ -76,9 +116,9 @@ class V1Backend final : public Backend {
         h.dir = base / kSharedPartition;
         h.owned = false;
       } else if (h.has("cpuset") && partition == CpuPartition::reserved) {
-        h.dir = base / kReservedPartition / id.cgroup_name();
+        h.dir = base / kReservedPartition / name;
       } else {
-        h.dir = base / id.cgroup_name();
+        h.dir = base / name;
       }
       out.push_back(std::move(h));
     }

@@ -34,6 +34,7 @@ class V1TaskCgroup final : public TaskCgroup {
   void set_cpuset(const CpuSet& cpus) override;
   Stats stats() const override;
   std::string location() const override;
+  void disown() noexcept override { destroyed_ = true; }
 
  private:
   const V2Dir* dir_with(const std::string& controller) const;  // owned folders only

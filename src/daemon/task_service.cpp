@@ -1,5 +1,7 @@
 #include "daemon/task_service.hpp"
 
+#include "driver/shim_protocol.hpp"
+
 namespace runscope::daemon {
 
 std::string to_string(TaskState state) {
@@ -16,5 +18,27 @@ std::string to_string(TaskState state) {
 }
 
 bool is_final(TaskState state) { return state != TaskState::pending && state != TaskState::running; }
+
+nlohmann::json TaskInfo::to_json() const {
+  using nlohmann::json;
+  auto opt_time = [](const std::optional<WallTime>& t) -> json {
+    return t ? json(driver::format_time(*t)) : json(nullptr);
+  };
+  json j = {{"alloc", id.alloc()},
+            {"task", id.task()},
+            {"owner", owner},
+            {"state", daemon::to_string(state)},
+            {"pid", pid},
+            {"manager", manager},
+            {manager == "systemd" ? "unit" : "cgroup", location},
+            {"exit_code", exit_code ? json(*exit_code) : json(nullptr)},
+            {"signal", signal ? json(*signal) : json(nullptr)},
+            {"oom_killed", oom_killed},
+            {"started_at", opt_time(started_at)},
+            {"finished_at", opt_time(finished_at)},
+            {"cpus", cpus ? json(cpus->to_string()) : json(nullptr)},
+            {"spec", driver::to_json(spec)}};
+  return j;
+}
 
 }  // namespace runscope::daemon

@@ -76,6 +76,7 @@ class ScopeCgroup final : public cgroup::TaskCgroup {
   void set_cpuset(const CpuSet& cpus) override;
   cgroup::Stats stats() const override { return dir_ ? dir_->stats() : cgroup::Stats{}; }
   std::string location() const override { return slice_ + "/" + unit_; }
+  void disown() noexcept override { destroyed_ = true; }
 
  private:
   void start_scope(pid_t pid);

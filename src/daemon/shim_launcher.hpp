@@ -1,0 +1,48 @@
+// Starting a task's supervisor (runscope-shim) from the daemon: outside the task's cgroup, in its
+// own session, with the control channel of driver/shim_protocol.hpp. The seam the manager's
+// tests can replace.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+
+#include "cgroup/cgroup.hpp"
+#include "common/clock.hpp"
+#include "common/fd.hpp"
+
+namespace runscope::daemon {
+
+struct LaunchedShim {
+  pid_t pid = 0;
+  UniqueFd pidfd;                // readable once the shim has exited
+  std::uint64_t start_time = 0;  // /proc/PID/stat field 22, to know it again after a restart
+  pid_t task_pid = 0;
+};
+
+class ShimLauncher {
+ public:
+  virtual ~ShimLauncher() = default;
+  // Starts the shim for the task whose launch.json is in `task_dir`, answers its place() requests
+  // with `cg`, and returns once the task has been exec'd. Throws the shim's own error (kind kept),
+  // with the shim reaped and any held child killed by it.
+  virtual LaunchedShim launch(const std::filesystem::path& task_dir, cgroup::TaskCgroup& cg,
+                              const Deadline& deadline) = 0;
+};
+
+class ExecShimLauncher final : public ShimLauncher {
+ public:
+  explicit ExecShimLauncher(std::filesystem::path binary) : binary_(std::move(binary)) {}
+  LaunchedShim launch(const std::filesystem::path& task_dir, cgroup::TaskCgroup& cg,
+                      const Deadline& deadline) override;
+
+ private:
+  std::filesystem::path binary_;
+};
+
+// The shim's path next to the running binary, else the install location.
+std::filesystem::path default_shim_path();
+
+}  // namespace runscope::daemon

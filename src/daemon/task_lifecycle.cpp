@@ -1,0 +1,203 @@
+// TaskManager: how tasks end (stop, a shim's exit), the watcher thread, events.
+#include <poll.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+
+#include "common/error.hpp"
+#include "daemon/task_internal.hpp"
+#include "driver/shim_protocol.hpp"
+
+namespace runscope::daemon {
+
+namespace {
+
+bool wait_readable(int fd, const Deadline& deadline) {
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline.remaining()).count();
+    int n = ::poll(&p, 1, static_cast<int>(std::max<long long>(ms, 0)));
+    if (n > 0) return true;
+    if (n == 0) return false;
+    if (errno != EINTR) return false;
+  }
+}
+
+}  // namespace
+
+bool signal_main(TaskManager::Task& task, int sig) {
+  pid_t pid = task.record.info.pid;
+  if (pid <= 0 || !task.cg) return false;
+  auto pids = task.cg->pids();
+  if (std::find(pids.begin(), pids.end(), pid) == pids.end()) return false;
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd) return false;
+  // Opened after the check: if the pid had been reused in between, it would not be in our cgroup.
+  pids = task.cg->pids();
+  if (std::find(pids.begin(), pids.end(), pid) == pids.end()) return false;
+  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0) < 0) {
+    if (errno == ESRCH) return false;
+    throw_system_error("signal " + std::to_string(sig) + " to pid " + std::to_string(pid));
+  }
+  return true;
+}
+
+class TaskManager::ListenerSlot final : public Subscription {
+ public:
+  ListenerSlot(TaskManager& manager, std::uint64_t key) : manager_(manager), key_(key) {}
+  ~ListenerSlot() override {
+    std::lock_guard lock(manager_.listeners_mutex_);
+    manager_.listeners_.erase(key_);
+  }
+
+ private:
+  TaskManager& manager_;
+  std::uint64_t key_;
+};
+
+std::unique_ptr<Subscription> TaskManager::subscribe(Listener listener) {
+  std::lock_guard lock(listeners_mutex_);
+  auto key = next_listener_++;
+  listeners_.emplace(key, std::move(listener));
+  return std::make_unique<ListenerSlot>(*this, key);
+}
+
+void TaskManager::emit(const TaskId& id, const TaskEvent& event) {
+  std::lock_guard lock(listeners_mutex_);
+  for (auto& [key, listener] : listeners_) {
+    try {
+      listener(id, event);
+    } catch (const std::exception& e) {
+      log(std::string("an event listener failed: ") + e.what());
+    }
+  }
+}
+
+void TaskManager::stop_locked(const TaskPtr& task, Duration timeout) {
+  std::shared_ptr<UniqueFd> shim;
+  int sig;
+  {
+    std::lock_guard lock(mutex_);
+    task->stop_requested = true;
+    shim = task->shim_pidfd;
+    sig = task->record.info.spec.kill_signal.value_or(options_.kill_signal);
+  }
+  try {
+    bool signalled = timeout > Duration::zero() && signal_main(*task, sig);
+    if (!(signalled && shim && wait_readable(shim->get(), Deadline(clock_, timeout))) && task->cg) {
+      task->cg->kill_all(Deadline(clock_, options_.cleanup_timeout));
+    }
+    // The shim records the exit and ends; one that doesn't (hung, or gone) is not waited for.
+    if (shim && !wait_readable(shim->get(), Deadline(clock_, options_.cleanup_timeout))) {
+      ::syscall(SYS_pidfd_send_signal, shim->get(), SIGKILL, nullptr, 0);
+      wait_readable(shim->get(), Deadline(clock_, options_.cleanup_timeout));
+    }
+  } catch (const std::exception& e) {
+    log("stopping " + task->record.info.id.display() + ": " + e.what());
+  }
+  finish_locked(task, std::nullopt, "");
+}
+
+// The shim has ended (or the task is being given up): collect its record, kill what is left,
+// remove the cgroup, release the cpus, save and announce the final state.
+void TaskManager::finish_locked(const TaskPtr& task, std::optional<TaskState> forced, const std::string& message) {
+  if (task->finished) return;
+  std::shared_ptr<UniqueFd> shim;
+  {
+    std::lock_guard lock(mutex_);
+    shim = task->shim_pidfd;
+  }
+  if (shim && task->own_child) {
+    siginfo_t info{};
+    while (::waitid(P_PIDFD, static_cast<id_t>(shim->get()), &info, WEXITED) < 0 && errno == EINTR) {
+    }
+  }
+  std::optional<driver::ExitRecord> exit;
+  std::string note = message;
+  try {
+    exit = driver::read_exit_record(task->dir);
+  } catch (const Error& e) {
+    note = e.what();
+  }
+  cgroup::Stats stats;
+  if (task->cg) {
+    try {
+      stats = task->cg->stats();
+      task->cg->destroy(Deadline(clock_, options_.cleanup_timeout));
+    } catch (const std::exception& e) {
+      log("cleaning up " + task->record.info.id.display() + ": " + e.what());
+    }
+    task->cg.reset();
+  }
+  release_cpus(*task);
+  TaskEvent event;
+  {
+    std::lock_guard lock(mutex_);
+    auto& info = task->record.info;
+    bool stopped = task->stop_requested;
+    if (exit) {
+      info.exit_code = exit->status.signaled ? std::nullopt : std::optional<int>(exit->status.value);
+      info.signal = exit->status.signaled ? std::optional<int>(exit->status.value) : std::nullopt;
+      info.finished_at = exit->finished_at;
+      info.oom_killed = exit->status.signaled && exit->status.value == SIGKILL && stats.oom_kills > 0;
+      info.state = info.oom_killed ? TaskState::oom_killed : stopped ? TaskState::killed : TaskState::exited;
+    } else {
+      info.finished_at = std::chrono::system_clock::now();
+      info.state = stopped ? TaskState::killed : TaskState::lost;
+      if (note.empty() && !stopped) note = "the supervisor ended without recording an exit status";
+    }
+    if (forced) info.state = *forced;
+    info.pid = 0;
+    task->shim_pidfd.reset();
+    task->finished = true;
+    persist(*task);
+    event = TaskEvent{info.state, *info.finished_at, info.exit_code, info.signal, info.oom_killed, note};
+    record_event(task, event);
+  }
+  emit(task->record.info.id, event);
+}
+
+void TaskManager::wake() const {
+  std::uint64_t one = 1;
+  if (::write(wake_fd_.get(), &one, sizeof one) < 0) {
+    // The counter can't overflow in practice; a failed wake only delays the next poll round.
+  }
+}
+
+void TaskManager::watch() {
+  for (;;) {
+    std::vector<std::pair<TaskPtr, std::shared_ptr<UniqueFd>>> watched;
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return;
+      for (auto& [id, t] : tasks_) {
+        if (t->shim_pidfd && !t->exit_seen) watched.emplace_back(t, t->shim_pidfd);
+      }
+    }
+    std::vector<pollfd> fds{{wake_fd_.get(), POLLIN, 0}};
+    for (auto& [t, fd] : watched) fds.push_back({fd->get(), POLLIN, 0});
+    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) {
+      log(std::string("the task watcher failed to poll: ") + std::strerror(errno));
+      return;
+    }
+    if (fds[0].revents) {
+      std::uint64_t n;
+      while (::read(wake_fd_.get(), &n, sizeof n) > 0) {
+      }
+    }
+    for (std::size_t i = 1; i < fds.size(); ++i) {
+      if (!fds[i].revents) continue;
+      auto& task = watched[i - 1].first;
+      {
+        std::lock_guard lock(mutex_);
+        task->exit_seen = true;
+      }
+      // Whoever holds `op` (a stop or destroy in progress) finishes the task itself.
+      std::unique_lock op(task->op, std::try_to_lock);
+      if (op.owns_lock()) finish_locked(task, std::nullopt, "");
+    }
+  }
+}
+
+}  // namespace runscope::daemon

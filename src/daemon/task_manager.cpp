@@ -1,0 +1,334 @@
+#include "daemon/task_manager.hpp"
+
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+
+#include "common/error.hpp"
+#include "common/file.hpp"
+#include "config/config.hpp"
+#include "driver/catalog.hpp"
+#include "driver/credentials.hpp"
+#include "driver/shim_protocol.hpp"
+#include "daemon/task_internal.hpp"
+
+namespace runscope::daemon {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kCoresEnv = "RUNSCOPE_CPU_CORES";
+
+// Who the task runs as: a caller that is not root only as itself, whatever the spec says.
+std::optional<driver::Credentials> run_as(const driver::TaskSpec& spec, const Caller& caller) {
+  if (caller.is_root()) {
+    if (!spec.user) return std::nullopt;
+    return driver::resolve_credentials(*spec.user);
+  }
+  driver::Credentials own{caller.uid, caller.gid, {}};
+  try {
+    own = driver::resolve_credentials(std::to_string(caller.uid));
+  } catch (const Error&) {
+    // A uid without a passwd entry still runs as itself, with no supplementary groups.
+  }
+  if (spec.user) {
+    auto named = driver::resolve_credentials(*spec.user);
+    if (named.uid != caller.uid) {
+      throw Error(ErrorKind::permission, "user: a caller that is not root may run tasks only as itself (uid " +
+                                             std::to_string(caller.uid) + "), not as '" + *spec.user + "'");
+    }
+  }
+  return own;
+}
+
+cgroup::Limits limits_for(const driver::TaskSpec& spec) {
+  cgroup::Limits l;
+  l.memory_max = spec.resources.memory_max;
+  l.cpu_weight = spec.resources.cpu_weight;
+  l.pids_max = spec.resources.pids_max;
+  return l;
+}
+
+}  // namespace
+
+TaskManager::TaskManager(cgroup::Backend& backend, cpuset::Cpusets* cpusets, ShimLauncher& launcher, Clock& clock,
+                         ManagerOptions options, LogLine log)
+    : backend_(backend),
+      cpusets_(cpusets),
+      launcher_(launcher),
+      clock_(clock),
+      options_(std::move(options)),
+      log_(std::move(log)),
+      wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  if (!wake_fd_) throw_system_error("eventfd");
+  fs::create_directories(options_.state_dir / kTasksDir);
+  ::chmod(options_.state_dir.c_str(), 0755);
+  watcher_ = std::thread([this] { watch(); });
+}
+
+TaskManager::~TaskManager() { shutdown(true); }
+
+void TaskManager::shutdown(bool leave_running) {
+  if (!leave_running) {
+    std::vector<TaskPtr> all;
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& [id, t] : tasks_) all.push_back(t);
+    }
+    for (auto& t : all) {
+      OpLock op(*this, t);
+      if (!t->finished) stop_locked(t, options_.kill_timeout);
+    }
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (shut_down_) return;
+    shut_down_ = true;
+    stopping_ = true;
+  }
+  wake();
+  if (watcher_.joinable()) watcher_.join();
+  std::lock_guard lock(mutex_);
+  for (auto& [id, t] : tasks_) {
+    if (t->cg) t->cg->disown();  // running tasks stay; their cgroups are adopted after the restart
+  }
+}
+
+void TaskManager::log(const std::string& line) const {
+  if (log_) log_(line);
+}
+
+fs::path TaskManager::task_dir(const TaskId& id) const {
+  return options_.state_dir / kTasksDir / id.cgroup_name();
+}
+
+TaskManager::TaskPtr TaskManager::find(const TaskId& id, const Caller& caller) const {
+  std::lock_guard lock(mutex_);
+  auto it = tasks_.find(id);
+  // Someone else's task is reported as missing: its existence is not the caller's business.
+  if (it == tasks_.end() || (!caller.is_root() && it->second->record.info.owner != caller.uid)) {
+    throw Error(ErrorKind::not_found, "no task " + id.display());
+  }
+  return it->second;
+}
+
+TaskId TaskManager::start(const driver::TaskSpec& spec, const Caller& caller) {
+  driver::default_catalog().validate(spec);
+  auto creds = run_as(spec, caller);
+  uid_t uid = creds ? creds->uid : 0;
+  if (std::find(options_.denied_uids.begin(), options_.denied_uids.end(), uid) != options_.denied_uids.end()) {
+    throw Error(ErrorKind::permission, "uid " + std::to_string(uid) + " is in [task] denied_uids");
+  }
+  if (spec.resources.cores && !cpusets_) {
+    throw Error(ErrorKind::unsupported, "resources.cores: this daemon runs without the cpuset reconciler");
+  }
+  TaskId id(spec.alloc.value_or(random_uuid()), spec.task);
+  auto task = std::make_shared<Task>(blank_info(id));
+  task->dir = task_dir(id);
+  task->record.info.owner = caller.uid;
+  task->record.info.spec = spec;
+  task->record.info.spec.alloc = id.alloc();
+  task->record.info.manager = backend_.manager_name();
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) throw Error(ErrorKind::conflict, "the daemon is shutting down");
+    auto it = tasks_.find(id);
+    if (it != tasks_.end()) {
+      if (!is_final(it->second->record.info.state)) throw Error(ErrorKind::conflict, "task " + id.display() + " exists");
+      throw Error(ErrorKind::conflict, "task " + id.display() + " has ended but is not destroyed yet");
+    }
+    tasks_.emplace(id, task);  // holds the name while the task is made
+  }
+  OpLock op(*this, task);
+  try {
+    launch(task, spec, caller);
+  } catch (...) {
+    release_cpus(*task);
+    task->cg.reset();  // kills whatever got in and removes the cgroup
+    std::error_code ec;
+    fs::remove_all(task->dir, ec);
+    std::lock_guard lock(mutex_);
+    tasks_.erase(id);
+    throw;
+  }
+  return id;
+}
+
+void TaskManager::launch(const TaskPtr& task, const driver::TaskSpec& spec, const Caller& caller) {
+  const TaskId& id = task->record.info.id;
+  auto creds = run_as(spec, caller);
+  cgroup::Limits limits = limits_for(spec);
+  driver::SpawnSpec spawn = driver::default_catalog().get(spec.driver).to_spawn(spec, options_.base_env);
+  if (spec.resources.cores) {
+    task->record.info.cpus = cpusets_->reserve(id, *spec.resources.cores);
+    task->record.partition = cgroup::CpuPartition::reserved;
+    limits.cpuset = task->record.info.cpus;
+    limits.partition = cgroup::CpuPartition::reserved;
+    spawn.env.push_back(std::string(kCoresEnv) + "=" + task->record.info.cpus->to_string());
+  } else if (cpusets_) {
+    cpusets_->add_shared_task();
+    task->record.partition = limits.partition = cgroup::CpuPartition::shared;
+  }
+  task->cg = backend_.create(id, limits);
+  task->record.info.location = task->cg->location();
+
+  fs::create_directories(task->dir);
+  ::chmod(task->dir.c_str(), 0755);
+  driver::ShimLaunch l;
+  l.alloc = id.alloc();
+  l.task = id.task();
+  l.argv = spawn.argv;
+  l.env = spawn.env;
+  l.cwd = spawn.cwd.string();
+  l.credentials = creds;
+  l.journal = spec.log.target == driver::LogSpec::Target::journal ||
+              (spec.log.target == driver::LogSpec::Target::automatic && options_.journal_logs);
+  l.max_size = spec.log.max_size;
+  l.max_files = spec.log.max_files;
+  write_file_atomic(task->dir / driver::kLaunchFile, driver::to_json_text(l), 0600);
+  {
+    std::lock_guard lock(mutex_);
+    persist(*task);
+  }
+  auto shim = launcher_.launch(task->dir, *task->cg, Deadline(clock_, options_.start_timeout));
+  {
+    std::lock_guard lock(mutex_);
+    auto& info = task->record.info;
+    info.state = TaskState::running;
+    info.pid = shim.task_pid;
+    info.started_at = std::chrono::system_clock::now();
+    task->record.shim_pid = shim.pid;
+    task->record.shim_start_time = shim.start_time;
+    task->shim_pidfd = std::make_shared<UniqueFd>(std::move(shim.pidfd));
+    task->own_child = true;
+    persist(*task);
+    record_event(task, TaskEvent{TaskState::pending, *info.started_at, {}, {}, false, ""});
+    record_event(task, TaskEvent{TaskState::running, *info.started_at, {}, {}, false, ""});
+  }
+  wake();
+  emit(id, task->history[task->history.size() - 2]);
+  emit(id, task->history.back());
+}
+
+void TaskManager::persist(const Task& task) const {
+  try {
+    write_task_record(task.dir, task.record);
+  } catch (const Error& e) {
+    log("cannot save the state of " + task.record.info.id.display() + ": " + e.what());
+  }
+}
+
+void TaskManager::record_event(const TaskPtr& task, TaskEvent event) {
+  task->history.push_back(std::move(event));
+  while (task->history.size() > options_.history_limit) task->history.pop_front();
+}
+
+void TaskManager::release_cpus(const Task& task) noexcept {
+  if (!cpusets_) return;
+  try {
+    if (task.record.partition == cgroup::CpuPartition::reserved) cpusets_->release(task.record.info.id);
+    if (task.record.partition == cgroup::CpuPartition::shared) cpusets_->remove_shared_task();
+  } catch (const std::exception& e) {
+    log(std::string("releasing cpus of ") + task.record.info.id.display() + ": " + e.what());
+  }
+}
+
+void TaskManager::stop(const TaskId& id, std::optional<Duration> timeout, const Caller& caller) {
+  auto task = find(id, caller);
+  OpLock op(*this, task);
+  if (task->finished) return;
+  stop_locked(task, timeout.value_or(task->record.info.spec.kill_timeout.value_or(options_.kill_timeout)));
+}
+
+void TaskManager::signal(const TaskId& id, int sig, const Caller& caller) {
+  auto task = find(id, caller);
+  OpLock op(*this, task);
+  if (task->finished) throw Error(ErrorKind::conflict, "task " + id.display() + " is not running");
+  if (!signal_main(*task, sig)) throw Error(ErrorKind::conflict, "task " + id.display() + " has no running main process");
+}
+
+void TaskManager::destroy(const TaskId& id, const Caller& caller) {
+  auto task = find(id, caller);
+  {
+    OpLock op(*this, task);
+    if (!task->finished) stop_locked(task, Duration::zero());
+  }
+  std::lock_guard lock(mutex_);
+  tasks_.erase(id);
+  std::error_code ec;
+  fs::remove_all(task->dir, ec);
+}
+
+TaskInfo TaskManager::inspect(const TaskId& id, const Caller& caller) const {
+  auto task = find(id, caller);
+  std::lock_guard lock(mutex_);
+  return task->record.info;
+}
+
+std::vector<TaskInfo> TaskManager::list(const Caller& caller) const {
+  std::lock_guard lock(mutex_);
+  std::vector<TaskInfo> out;
+  for (const auto& [id, t] : tasks_) {
+    if (caller.is_root() || t->record.info.owner == caller.uid) out.push_back(t->record.info);
+  }
+  return out;
+}
+
+cgroup::Stats TaskManager::stats(const TaskId& id, const Caller& caller) const {
+  auto task = find(id, caller);
+  OpLock op(const_cast<TaskManager&>(*this), task);
+  if (!task->cg || task->finished) throw Error(ErrorKind::conflict, "task " + id.display() + " is not running");
+  return task->cg->stats();
+}
+
+std::vector<TaskEvent> TaskManager::events(const TaskId& id, const Caller& caller) const {
+  auto task = find(id, caller);
+  std::lock_guard lock(mutex_);
+  return {task->history.begin(), task->history.end()};
+}
+
+LogInfo TaskManager::logs(const TaskId& id, const Caller& caller) const {
+  auto task = find(id, caller);
+  std::lock_guard lock(mutex_);
+  const auto& spec = task->record.info.spec;
+  bool journal = spec.log.target == driver::LogSpec::Target::journal ||
+                 (spec.log.target == driver::LogSpec::Target::automatic && options_.journal_logs);
+  LogInfo info;
+  if (journal) {
+    info.target = "journal";
+    info.journal_match = {{"RUNSCOPE_ALLOC", id.alloc()}, {"RUNSCOPE_TASK", id.task()}};
+  } else {
+    info.target = "file";
+    info.stdout_path = (task->dir / driver::kStdoutLog).string();
+    info.stderr_path = (task->dir / driver::kStderrLog).string();
+  }
+  return info;
+}
+
+CpuPoolInfo TaskManager::cpu_pool() const {
+  CpuPoolInfo info;
+  if (!cpusets_) return info;
+  auto desired = cpusets_->desired();
+  info.shared = desired.shared;
+  info.reserved = desired.reserved;
+  info.reservable = desired.shared | desired.reserved;
+  for (const auto& [id, cpus] : desired.tasks) info.reservations.emplace_back(id, cpus);
+  return info;
+}
+
+std::map<std::string, std::string> TaskManager::fingerprint() const {
+  std::string drivers;
+  for (const auto& n : driver::default_catalog().names()) drivers += (drivers.empty() ? "" : ",") + n;
+  return {{"manager", backend_.manager_name()},
+          {"drivers", drivers},
+          {"version", RUNSCOPE_VERSION},
+          {"state_dir", options_.state_dir.string()},
+          {"cpusets", cpusets_ ? "reconciled" : "off"}};
+}
+
+}  // namespace runscope::daemon

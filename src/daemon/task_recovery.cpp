@@ -1,0 +1,125 @@
+// TaskManager::recover: what a restarted daemon finds in state_dir and the cgroups, and what it
+// does about each (docs/daemon.md, "Recovery rules").
+#include <sys/syscall.h>
+
+#include <algorithm>
+#include <set>
+
+#include "common/error.hpp"
+#include "daemon/task_internal.hpp"
+#include "driver/shim_protocol.hpp"
+
+namespace runscope::daemon {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The shim is the very process we started: same pid AND same start time (pid reuse can't fake both).
+UniqueFd open_shim(const TaskRecord& r) {
+  if (r.shim_pid <= 0) return UniqueFd();
+  if (driver::process_start_time(r.shim_pid) != r.shim_start_time) return UniqueFd();
+  UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_open, r.shim_pid, 0)));
+  if (!fd) return UniqueFd();
+  // Checked again after opening: the pidfd now pins that very process.
+  if (driver::process_start_time(r.shim_pid) != r.shim_start_time) return UniqueFd();
+  return fd;
+}
+
+}  // namespace
+
+void TaskManager::recover() {
+  fs::path root = options_.state_dir / kTasksDir;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    if (!entry.is_directory()) continue;
+    try {
+      recover_one(entry.path());
+    } catch (const std::exception& e) {
+      log("recovering " + entry.path().string() + ": " + e.what());
+    }
+  }
+  remove_unowned_cgroups();
+  wake();
+}
+
+void TaskManager::recover_one(const fs::path& dir) {
+  std::optional<TaskRecord> loaded;
+  try {
+    loaded = read_task_record(dir);
+    if (loaded->info.id.cgroup_name() != dir.filename().string()) {
+      throw Error(ErrorKind::invalid_argument, (dir / kTaskFile).string() + ": names task " +
+                                                   loaded->info.id.display() + ", not this folder's");
+    }
+  } catch (const Error& e) {
+    // Its cgroup, if any, is nobody's now: remove_unowned_cgroups() kills and removes it.
+    log(std::string(e.what()) + "; this task's state is lost, its cgroup will be removed");
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    return;
+  }
+  const TaskRecord& record = *loaded;
+  auto task = std::make_shared<Task>(record.info);
+  task->record = record;
+  task->dir = dir;
+  const TaskId& id = record.info.id;
+  {
+    std::lock_guard lock(mutex_);
+    tasks_.emplace(id, task);
+  }
+  OpLock op(*this, task);
+  if (is_final(record.info.state)) {
+    task->finished = true;
+    return;
+  }
+  try {
+    task->cg = backend_.adopt(id.cgroup_name(), record.partition);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::not_found) throw;
+    log(id.display() + ": its cgroup is gone");
+  }
+  // exit.json first: a shim that has recorded the end may still linger as a zombie.
+  bool recorded = fs::exists(dir / driver::kExitFile);
+  UniqueFd shim = recorded ? UniqueFd() : open_shim(record);
+  if (shim && record.info.state == TaskState::running) {
+    if (cpusets_ && record.partition == cgroup::CpuPartition::reserved && record.info.cpus) {
+      cpusets_->restore(id, *record.info.cpus);
+    } else if (cpusets_ && record.partition == cgroup::CpuPartition::shared) {
+      cpusets_->add_shared_task();
+    }
+    TaskEvent event{TaskState::running, std::chrono::system_clock::now(), {}, {}, false, "reattached after restart"};
+    {
+      std::lock_guard lock(mutex_);
+      task->shim_pidfd = std::make_shared<UniqueFd>(std::move(shim));
+      record_event(task, event);
+    }
+    emit(id, event);
+    return;
+  }
+  // Ended while we were away (exit.json tells how), or lost: finish_locked reads the record, kills
+  // what is left in the cgroup and removes it. No cpus were restored, so none are released.
+  task->record.partition = cgroup::CpuPartition::none;
+  recorded = fs::exists(dir / driver::kExitFile);
+  finish_locked(task, std::nullopt, recorded ? "ended while the daemon was down" : "");
+  if (!recorded) log(id.display() + ": its supervisor is gone and left no exit status; reported lost");
+}
+
+void TaskManager::remove_unowned_cgroups() {
+  std::set<std::string> owned;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, t] : tasks_) owned.insert(id.cgroup_name());
+  }
+  for (const auto& [name, partition] : backend_.existing()) {
+    if (owned.count(name)) continue;
+    try {
+      auto cg = backend_.adopt(name, partition);
+      cg->destroy(Deadline(clock_, options_.cleanup_timeout));
+      log("removed cgroup " + name + ", which no task owns");
+    } catch (const std::exception& e) {
+      log("removing unowned cgroup " + name + ": " + e.what());
+    }
+  }
+}
+
+}  // namespace runscope::daemon
