@@ -1,0 +1,69 @@
+// runscoped's face on the bus: org.runscope1.Manager at /org/runscope1 over a TaskService.
+//
+// StartTask, StopTask and DestroyTask may wait (a cgroup to fill, a kill timeout), so they run on
+// a bounded worker pool and the bus loop never blocks; the rest answer directly. The caller is
+// who the bus says sent the message (uid, gid from its credentials), never what a spec claims.
+// TaskStateChanged is emitted from a TaskService subscription owned by this object: nothing is
+// emitted, queued or running for it once the destructor returns.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <sdbus-c++/sdbus-c++.h>
+
+#include "api/manager_adaptor.h"
+#include "api/worker_pool.hpp"
+#include "daemon/task_service.hpp"
+#include "driver/task_spec.hpp"
+
+namespace runscope::api {
+
+// Turns StartTask's JSON into a TaskSpec, throwing Error(invalid_argument) naming the field.
+// runscoped passes driver::parse_task_spec_json.
+using SpecParser = std::function<driver::TaskSpec(std::string_view json)>;
+
+struct ManagerObjectOptions {
+  unsigned workers = 4;
+  std::size_t max_queued = 256;  // below the bus's per-connection cap on pending replies
+};
+
+class ManagerObject final : public sdbus::AdaptorInterfaces<org::runscope1::Manager_adaptor> {
+ public:
+  ManagerObject(sdbus::IConnection& connection, daemon::TaskService& service, SpecParser parse_spec,
+                ManagerObjectOptions options = {});
+  ~ManagerObject();
+
+ private:
+  void StartTask(sdbus::Result<std::string, std::string>&& result, std::string spec_json) override;
+  void StopTask(sdbus::Result<>&& result, std::string alloc, std::string task, uint64_t timeout_usec) override;
+  void SignalTask(const std::string& alloc, const std::string& task, const int32_t& signal) override;
+  void DestroyTask(sdbus::Result<>&& result, std::string alloc, std::string task) override;
+  std::string InspectTask(const std::string& alloc, const std::string& task) override;
+  std::vector<sdbus::Struct<std::string, std::string, std::string, uint32_t>> ListTasks() override;
+  std::map<std::string, uint64_t> TaskStats(const std::string& alloc, const std::string& task) override;
+  std::string TaskEvents(const std::string& alloc, const std::string& task) override;
+  std::string TaskLogs(const std::string& alloc, const std::string& task) override;
+  std::map<std::string, std::string> Fingerprint() override;
+  std::string CpuPool() override;
+  std::string Version() override;
+
+  daemon::Caller caller() const;
+  // Runs `work` on the pool; `work` returns normally (then `reply` is called) or throws (then the
+  // error is the reply). A full queue is refused at once.
+  template <typename Result, typename Work, typename Reply>
+  void submit(Result&& result, Work work, Reply reply);
+  void on_event(const TaskId& id, const daemon::TaskEvent& event);
+
+  daemon::TaskService& service_;
+  SpecParser parse_spec_;
+  WorkerPool pool_;
+  std::unique_ptr<daemon::Subscription> subscription_;
+};
+
+// The named D-Bus error for an exception thrown by the TaskService or a parser.
+sdbus::Error to_bus_error(const std::exception& error);
+
+}  // namespace runscope::api
