@@ -234,3 +234,54 @@ e2e_cleanup() {
   [ "$status" -eq 0 ] || echo "=== e2e: FAILED (exit $status); everything it made is removed" >&2
   exit "$status"
 }
+
+# Without runscoped: the INSTALLED unit, with only ExecStart replaced by a drop-in, starts a
+# stand-in under its real sandbox that notifies READY, STATUS and WATCHDOG from its main process
+# (NotifyAccess=main), says "reloaded" on SIGHUP, and leaves a child behind, which must survive
+# reload, restart and stop (KillMode=process).
+e2e_unit_standin() {
+  step "the installed runscoped.service with a stand-in ExecStart (drop-in)"
+  local dropin=$CT_DIR/units/runscoped.service.d
+  mkdir -p "$dropin"
+  cat > "$CT_DIR/stand-in.py" <<'PY'
+import os, signal, socket, subprocess, time
+child = subprocess.Popen(["/bin/sleep", "100000"], start_new_session=True)
+with open("/run/e2e-child", "w") as f:
+    f.write(str(child.pid))
+address = os.environ["NOTIFY_SOCKET"]
+if address.startswith("@"):
+    address = "\0" + address[1:]
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+def notify(message):
+    sock.sendto(message.encode(), address)
+signal.signal(signal.SIGHUP, lambda *_: notify("STATUS=reloaded"))
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+notify("READY=1\nSTATUS=e2e stand-in")
+while True:
+    notify("WATCHDOG=1")
+    time.sleep(1)
+PY
+  printf '[Service]\nExecStart=\nExecStart=/usr/bin/python3 %s\n' "$CT_DIR/stand-in.py" > "$dropin/e2e.conf"
+  ct_in systemctl daemon-reload
+  ct_in systemctl start runscoped || { ct_in systemctl status --no-pager runscoped; fail "stand-in did not start"; }
+  local show="$(declare -f ct_in); CT_PID1=$CT_PID1; ct_in systemctl show --value"
+  check "active under the packaged sandbox, with its status line" \
+    bash -c "[ \"\$($show -p StatusText runscoped)\" = 'e2e stand-in' ]"
+  local child main
+  child=$(ct_in cat /run/e2e-child)
+  main=$(ct_in systemctl show -p MainPID --value runscoped)
+  ct_in systemctl reload runscoped
+  eventually "reload sent SIGHUP to the main process (it says so)" \
+    bash -c "[ \"\$($show -p StatusText runscoped)\" = reloaded ]"
+  check "same main process after reload" bash -c "[ \"\$($show -p MainPID runscoped)\" = $main ]"
+  check "the child it left survived reload" ct_in kill -0 "$child"
+  ct_in systemctl restart runscoped
+  check "active after restart, a new main process" bash -c \
+    "$show -p ActiveState runscoped | grep -qx active && [ \"\$($show -p MainPID runscoped)\" != $main ]"
+  check "the child it left survived restart (KillMode=process)" ct_in kill -0 "$child"
+  ct_in systemctl stop runscoped
+  check "the child it left survived stop" ct_in kill -0 "$child"
+  ct_in kill "$child" || true
+  rm -rf "$dropin"
+  ct_in systemctl daemon-reload
+}

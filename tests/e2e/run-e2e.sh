@@ -70,6 +70,7 @@ if [ "$HAVE_DAEMON" -eq 1 ]; then
 else
   skip "daemon steps (start, run/ps/stats/logs, access, restart, reload, upgrade with tasks):" \
        "this tree has no runscoped yet (src/daemon/main.cpp, branch bus)"
+  e2e_unit_standin
   e2e_build_upgrade
   step "upgrade to $VERSION2 with dpkg -i"
   dpkg -i "$E2E_UPGRADE_DEB"
