@@ -13,12 +13,7 @@
 
 namespace runscope::api {
 
-// "2026-11-29T18:58:21.123456Z"
-std::string rfc3339(daemon::WallTime at);
-
-// alloc, task, owner, state, pid, manager, unit|cgroup, exit_code, signal, oom_killed,
-// started_at, finished_at, cpus (null when not known or not set).
-nlohmann::json task_json(const daemon::TaskInfo& info);
+// InspectTask's document is daemon::TaskInfo::to_json(); times are RFC 3339 in UTC there and here.
 nlohmann::json events_json(const std::vector<daemon::TaskEvent>& events);
 nlohmann::json logs_json(const daemon::LogInfo& logs);
 nlohmann::json pool_json(const daemon::CpuPoolInfo& pool);

@@ -135,7 +135,7 @@ void ManagerObject::DestroyTask(sdbus::Result<>&& result, std::string alloc, std
 }
 
 std::string ManagerObject::InspectTask(const std::string& alloc, const std::string& task) {
-  return answer([&] { return task_json(service_.inspect(task_id(alloc, task), caller())).dump(); });
+  return answer([&] { return service_.inspect(task_id(alloc, task), caller()).to_json().dump(); });
 }
 
 std::vector<sdbus::Struct<std::string, std::string, std::string, uint32_t>> ManagerObject::ListTasks() {

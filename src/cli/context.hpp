@@ -26,6 +26,7 @@ struct Globals {
   std::filesystem::path config_path = config::kDefaultPath;
   bool config_given = false;
   std::string log_level = "warn";
+  std::string bus;  // --bus: system, session or an address; empty: $RUNSCOPE_BUS, else system
 };
 
 // A subcommand: its CLI11 node, and what runs when it was given.

@@ -5,17 +5,23 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli/daemon_client.hpp"
 #include "driver/backend_factory.hpp"
 
 namespace runscope::cli {
 namespace {
 
-int run_fingerprint(const Globals& globals, bool json) {
+std::map<std::string, std::string> local_fingerprint(const Globals& globals) {
   auto cfg = load(globals);
   auto layout = cgroup::detect_host();
   auto facts = cgroup::probe(layout, cgroup::own_cgroups());
   auto decision = driver::choose_manager({cfg.cgroups.manager, false}, layout, driver::systemd_booted);
-  auto values = fingerprint_facts(facts, driver::to_string(decision.kind));
+  return fingerprint_facts(facts, driver::to_string(decision.kind));
+}
+
+int run_fingerprint(const Globals& globals, bool json, bool daemon) {
+  // --daemon: what the running daemon sees and offers (its config, its drivers).
+  auto values = daemon ? connect_daemon(globals)->fingerprint() : local_fingerprint(globals);
   if (json) {
     std::cout << nlohmann::json(values).dump(2) << "\n";
   } else {
@@ -37,8 +43,10 @@ std::map<std::string, std::string> fingerprint_facts(const cgroup::Probe& probe,
 Command add_fingerprint(CLI::App& app, const Globals& globals) {
   auto* sub = app.add_subcommand("fingerprint", "Print what this host offers as sorted key=value lines");
   auto json = std::make_shared<bool>(false);
+  auto daemon = std::make_shared<bool>(false);
   sub->add_flag("--json", *json, "Print one JSON object instead");
-  return {sub, [&globals, json] { return run_fingerprint(globals, *json); }};
+  sub->add_flag("--daemon", *daemon, "Ask the running runscoped instead of probing here");
+  return {sub, [&globals, json, daemon] { return run_fingerprint(globals, *json, *daemon); }};
 }
 
 }  // namespace runscope::cli

@@ -5,8 +5,10 @@
 #include <vector>
 
 #include "cli/context.hpp"
+#include "cli/daemon_commands.hpp"
 #include "cli/exec.hpp"
 #include "cli/fingerprint.hpp"
+#include "cli/run.hpp"
 
 int main(int argc, char** argv) {
   using namespace runscope::cli;
@@ -21,8 +23,12 @@ int main(int argc, char** argv) {
       },
       "Config file (default /etc/runscope/runscope.toml)");
   app.add_option("--log-level", globals.log_level, "trace, debug, info, warn (default), error, off");
+  app.add_option("--bus", globals.bus, "runscoped's bus: system (default), session or an address; env RUNSCOPE_BUS");
   app.require_subcommand(1);
-  std::vector<Command> commands{add_exec(app, globals), add_fingerprint(app, globals)};
+  std::vector<Command> commands{add_exec(app, globals),    add_fingerprint(app, globals), add_run(app, globals),
+                                add_stop(app, globals),    add_kill(app, globals),        add_signal(app, globals),
+                                add_ps(app, globals),      add_inspect(app, globals),     add_stats(app, globals),
+                                add_logs(app, globals),    add_cpus(app, globals)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -234,7 +234,7 @@ driver::TaskSpec parse_test_spec(std::string_view json) {
     else if (key == "task") spec.task = value.get<std::string>();
     else if (key == "config") spec.config = value;
     else if (key == "user") spec.user = value.get<std::string>();
-    else if (key == "env" || key == "resources" || key == "kill_signal" || key == "kill_timeout" || key == "log") continue;
+    else if (key == "driver" || key == "env" || key == "resources" || key == "kill_signal" || key == "kill_timeout" || key == "log") continue;
     else throw Error(ErrorKind::invalid_argument, key + ": unknown field");
   }
   if (spec.task.empty()) throw Error(ErrorKind::invalid_argument, "task: required");

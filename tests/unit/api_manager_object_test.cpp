@@ -16,6 +16,7 @@
 #include "api/client.hpp"
 #include "api/errors.hpp"
 #include "api/manager_object.hpp"
+#include "support/bus_server.hpp"
 #include "support/fake_task_service.hpp"
 #include "support/private_bus.hpp"
 
@@ -34,25 +35,7 @@ std::size_t count_entries(const char* dir) {
   return n;
 }
 
-// runscoped's bus side in miniature: a connection owning the name, the object, the loop thread.
-class Server {
- public:
-  Server(const std::string& address, FakeTaskService& service, api::ManagerObjectOptions options = {})
-      : connection_(api::connect_bus(address)) {
-    connection_->requestName(api::kBusName);
-    object_ = std::make_unique<api::ManagerObject>(*connection_, service, testing::parse_test_spec, options);
-    connection_->enterEventLoopAsync();
-  }
-  ~Server() {
-    connection_->leaveEventLoop();
-    object_.reset();
-    connection_->releaseName(api::kBusName);
-  }
-
- private:
-  std::unique_ptr<sdbus::IConnection> connection_;
-  std::unique_ptr<api::ManagerObject> object_;
-};
+using Server = testing::BusServer;
 
 class ManagerObjectTest : public ::testing::Test {
  protected:
