@@ -12,7 +12,11 @@ ok() { E2E_CHECKS=$((E2E_CHECKS + 1)); echo "    ok: $*"; }
 skip() { echo "    SKIPPED: $*"; }
 fail() { echo "e2e: FAILED: $*" >&2; exit 1; }
 # check DESCRIPTION CMD...: CMD must succeed.
-check() { local what=$1; shift; "$@" >/dev/null 2>&1 || fail "$what (command: $*)"; ok "$what"; }
+check() {
+  local what=$1 out; shift
+  out=$("$@" 2>&1) || { echo "$out" | tail -n 20 >&2; fail "$what (command: $*)"; }
+  ok "$what"
+}
 # eventually DESCRIPTION CMD...: CMD must succeed before E2E_TASK_TIMEOUT seconds pass.
 eventually() {
   local what=$1; shift
@@ -157,7 +161,7 @@ e2e_daemon_start() {
   check "runscoped is active" ct_in systemctl is-active runscoped
   ct_in systemctl status --no-pager runscoped || true
   check "systemctl status shows a status line" \
-    bash -c "ct_in systemctl show -p StatusText runscoped | grep -q 'StatusText=.'"
+    grep -q 'StatusText=.' <<<"$(ct_in systemctl show -p StatusText runscoped)"
 }
 
 e2e_daemon_run_tasks() {

@@ -39,7 +39,8 @@ DEB1=$(ls "$E2E_WORK"/debs-1/runscope_*.deb)
 VERSION1=$(dpkg-deb -f "$DEB1" Version)
 check "lintian reports no errors" bash -c "! lintian '$DEB1' 2>/dev/null | grep '^E:'"
 HAVE_DAEMON=0
-dpkg-deb -c "$DEB1" | grep -q '/usr/sbin/runscoped$' && HAVE_DAEMON=1
+# (Listed first: `grep -q` in a pipe would end dpkg-deb early, and pipefail would say "absent".)
+grep -q '/usr/sbin/runscoped$' <<<"$(dpkg-deb -c "$DEB1")" && HAVE_DAEMON=1
 
 e2e_snapshot_host "$E2E_WORK/before"
 step "install $VERSION1 with dpkg -i"
