@@ -157,7 +157,14 @@ e2e_remove_users() {
 
 e2e_daemon_start() {
   step "systemctl start runscoped"
-  ct_in systemctl start runscoped || { ct_in systemctl status --no-pager runscoped || true; fail "start failed"; }
+  if ! ct_in systemctl start runscoped; then
+    ct_in systemctl status --no-pager runscoped || true
+    # No journald in the contained systemd: run the daemon once in the foreground for its message.
+    ct_in systemctl stop runscoped || true
+    echo "--- runscoped in the foreground (5 s):" >&2
+    ct_in timeout 5 /usr/sbin/runscoped 2>&1 | tail -n 20 >&2 || true
+    fail "systemctl start runscoped failed"
+  fi
   check "runscoped is active" ct_in systemctl is-active runscoped
   ct_in systemctl status --no-pager runscoped || true
   check "systemctl status shows a status line" \
