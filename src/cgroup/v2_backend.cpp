@@ -121,7 +121,37 @@ class V2Backend final : public Backend {
     }
   }
 
+  std::unique_ptr<TaskCgroup> adopt(const std::string& name, CpuPartition partition) override {
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+      throw Error(ErrorKind::invalid_argument, "cgroup name '" + name + "' is not a folder name");
+    }
+    fs::path task = o_.root / partition_folder(partition) / name;
+    if (!fs::is_directory(task)) throw Error(ErrorKind::not_found, "no cgroup " + task.string());
+    return std::make_unique<V2TaskCgroup>(V2Dir::open(task), *o_.clock, o_.ops);
+  }
+
+  std::vector<std::pair<std::string, CpuPartition>> existing() const override {
+    std::vector<std::pair<std::string, CpuPartition>> out;
+    for (auto p : {CpuPartition::none, CpuPartition::shared, CpuPartition::reserved}) {
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(o_.root / partition_folder(p), ec)) {
+        auto name = e.path().filename().string();
+        if (!e.is_directory()) continue;
+        if (p == CpuPartition::none && (name == kSharedPartition || name == kReservedPartition)) continue;
+        out.emplace_back(name, p);
+      }
+    }
+    return out;
+  }
+
  private:
+  fs::path partition_folder(CpuPartition partition) const {
+    fs::path folder = o_.parent;
+    if (partition == CpuPartition::shared) folder /= kSharedPartition;
+    if (partition == CpuPartition::reserved) folder /= kReservedPartition;
+    return folder;
+  }
+
   // Fails before anything is made when the kernel does not offer a controller a limit needs.
   void check_controllers(const Limits& limits) const {
     auto offered = words(read_file_if_exists(o_.root / v2file::kControllers).value_or(""));

@@ -24,11 +24,12 @@ constexpr int kCgroupFd = 4;
 constexpr int kScratchFdBase = 10;
 constexpr const char* kInstalledShim = "/usr/libexec/runscope/runscope-shim";
 
-ErrorKind kind_named(std::string_view name) {
+// The shim sends the kind as its number (driver/shim_protocol.hpp); unknown numbers are system.
+ErrorKind kind_numbered(const std::string& text) {
   for (auto k : {ErrorKind::invalid_argument, ErrorKind::config, ErrorKind::not_found, ErrorKind::unsupported,
                  ErrorKind::conflict, ErrorKind::resources, ErrorKind::permission, ErrorKind::timeout,
                  ErrorKind::system, ErrorKind::bus}) {
-    if (to_string(k) == name) return k;
+    if (std::to_string(static_cast<int>(k)) == text) return k;
   }
   return ErrorKind::system;
 }
@@ -112,7 +113,7 @@ LaunchedShim ExecShimLauncher::launch(const fs::path& task_dir, cgroup::TaskCgro
         return shim;
       } else if (verb == "failed") {
         auto space = rest.find(' ');
-        throw Error(kind_named(rest.substr(0, space)), space == std::string::npos ? rest : rest.substr(space + 1));
+        throw Error(kind_numbered(rest.substr(0, space)), space == std::string::npos ? rest : rest.substr(space + 1));
       } else {
         throw Error(ErrorKind::system, "runscope-shim said '" + *msg + "'");
       }

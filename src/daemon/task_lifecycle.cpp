@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "common/error.hpp"
 #include "daemon/task_internal.hpp"
@@ -99,6 +100,31 @@ void TaskManager::stop_locked(const TaskPtr& task, Duration timeout) {
   finish_locked(task, std::nullopt, "");
 }
 
+namespace {
+
+// How a task ended, as far as its shim and cgroup can tell.
+struct Ending {
+  std::optional<driver::ExitRecord> exit;
+  cgroup::Stats stats;
+  std::string note;
+};
+
+void reap_shim(const std::shared_ptr<UniqueFd>& shim, bool own_child) {
+  if (!shim || !own_child) return;  // an adopted shim is reaped by its new parent
+  siginfo_t info{};
+  while (::waitid(P_PIDFD, static_cast<id_t>(shim->get()), &info, WEXITED) < 0 && errno == EINTR) {
+  }
+}
+
+TaskState final_state(const Ending& end, bool stop_requested) {
+  if (!end.exit) return stop_requested ? TaskState::killed : TaskState::lost;
+  const auto& status = end.exit->status;
+  if (status.signaled && status.value == SIGKILL && end.stats.oom_kills > 0) return TaskState::oom_killed;
+  return stop_requested ? TaskState::killed : TaskState::exited;
+}
+
+}  // namespace
+
 // The shim has ended (or the task is being given up): collect its record, kill what is left,
 // remove the cgroup, release the cpus, save and announce the final state.
 void TaskManager::finish_locked(const TaskPtr& task, std::optional<TaskState> forced, const std::string& message) {
@@ -108,22 +134,16 @@ void TaskManager::finish_locked(const TaskPtr& task, std::optional<TaskState> fo
     std::lock_guard lock(mutex_);
     shim = task->shim_pidfd;
   }
-  if (shim && task->own_child) {
-    siginfo_t info{};
-    while (::waitid(P_PIDFD, static_cast<id_t>(shim->get()), &info, WEXITED) < 0 && errno == EINTR) {
-    }
-  }
-  std::optional<driver::ExitRecord> exit;
-  std::string note = message;
+  reap_shim(shim, task->own_child);
+  Ending end{{}, {}, message};
   try {
-    exit = driver::read_exit_record(task->dir);
+    end.exit = driver::read_exit_record(task->dir);
   } catch (const Error& e) {
-    note = e.what();
+    end.note = e.what();
   }
-  cgroup::Stats stats;
   if (task->cg) {
     try {
-      stats = task->cg->stats();
+      end.stats = task->cg->stats();
       task->cg->destroy(Deadline(clock_, options_.cleanup_timeout));
     } catch (const std::exception& e) {
       log("cleaning up " + task->record.info.id.display() + ": " + e.what());
@@ -135,24 +155,24 @@ void TaskManager::finish_locked(const TaskPtr& task, std::optional<TaskState> fo
   {
     std::lock_guard lock(mutex_);
     auto& info = task->record.info;
-    bool stopped = task->stop_requested;
-    if (exit) {
-      info.exit_code = exit->status.signaled ? std::nullopt : std::optional<int>(exit->status.value);
-      info.signal = exit->status.signaled ? std::optional<int>(exit->status.value) : std::nullopt;
-      info.finished_at = exit->finished_at;
-      info.oom_killed = exit->status.signaled && exit->status.value == SIGKILL && stats.oom_kills > 0;
-      info.state = info.oom_killed ? TaskState::oom_killed : stopped ? TaskState::killed : TaskState::exited;
+    info.state = forced.value_or(final_state(end, task->stop_requested));
+    info.oom_killed = info.state == TaskState::oom_killed;
+    if (end.exit) {
+      const auto& status = end.exit->status;
+      info.exit_code = status.signaled ? std::nullopt : std::optional<int>(status.value);
+      info.signal = status.signaled ? std::optional<int>(status.value) : std::nullopt;
+      info.finished_at = end.exit->finished_at;
     } else {
       info.finished_at = std::chrono::system_clock::now();
-      info.state = stopped ? TaskState::killed : TaskState::lost;
-      if (note.empty() && !stopped) note = "the supervisor ended without recording an exit status";
+      if (end.note.empty() && info.state == TaskState::lost) {
+        end.note = "the supervisor ended without recording an exit status";
+      }
     }
-    if (forced) info.state = *forced;
     info.pid = 0;
     task->shim_pidfd.reset();
     task->finished = true;
     persist(*task);
-    event = TaskEvent{info.state, *info.finished_at, info.exit_code, info.signal, info.oom_killed, note};
+    event = TaskEvent{info.state, *info.finished_at, info.exit_code, info.signal, info.oom_killed, end.note};
     record_event(task, event);
   }
   emit(task->record.info.id, event);

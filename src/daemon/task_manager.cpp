@@ -54,7 +54,34 @@ cgroup::Limits limits_for(const driver::TaskSpec& spec) {
   return l;
 }
 
+driver::ShimLaunch shim_launch(const TaskId& id, const driver::TaskSpec& spec, const driver::SpawnSpec& spawn,
+                               const std::optional<driver::Credentials>& creds, bool journal_by_default) {
+  driver::ShimLaunch l;
+  l.alloc = id.alloc();
+  l.task = id.task();
+  l.argv = spawn.argv;
+  l.env = spawn.env;
+  l.cwd = spawn.cwd.string();
+  l.credentials = creds;
+  l.journal = spec.log.target == driver::LogSpec::Target::journal ||
+              (spec.log.target == driver::LogSpec::Target::automatic && journal_by_default);
+  l.max_size = spec.log.max_size;
+  l.max_files = spec.log.max_files;
+  return l;
+}
+
 }  // namespace
+
+ManagerOptions manager_options(const config::Config& config, bool systemd_path) {
+  ManagerOptions o;
+  o.state_dir = config.daemon.state_dir;
+  o.denied_uids = config.task.denied_uids;
+  o.kill_signal = config.task.kill_signal;
+  o.kill_timeout = config.task.kill_timeout;
+  o.cleanup_timeout = std::max<Duration>(o.cleanup_timeout, config.cgroups.systemd_timeout);
+  o.journal_logs = systemd_path;
+  return o;
+}
 
 TaskManager::TaskManager(cgroup::Backend& backend, cpuset::Cpusets* cpusets, ShimLauncher& launcher, Clock& clock,
                          ManagerOptions options, LogLine log)
@@ -164,33 +191,33 @@ void TaskManager::launch(const TaskPtr& task, const driver::TaskSpec& spec, cons
   auto creds = run_as(spec, caller);
   cgroup::Limits limits = limits_for(spec);
   driver::SpawnSpec spawn = driver::default_catalog().get(spec.driver).to_spawn(spec, options_.base_env);
+  std::optional<CpuSet> cpus;
+  auto partition = cgroup::CpuPartition::none;
   if (spec.resources.cores) {
-    task->record.info.cpus = cpusets_->reserve(id, *spec.resources.cores);
-    task->record.partition = cgroup::CpuPartition::reserved;
-    limits.cpuset = task->record.info.cpus;
-    limits.partition = cgroup::CpuPartition::reserved;
-    spawn.env.push_back(std::string(kCoresEnv) + "=" + task->record.info.cpus->to_string());
+    cpus = cpusets_->reserve(id, *spec.resources.cores);
+    partition = cgroup::CpuPartition::reserved;
+    limits.cpuset = cpus;
+    spawn.env.push_back(std::string(kCoresEnv) + "=" + cpus->to_string());
   } else if (cpusets_) {
     cpusets_->add_shared_task();
-    task->record.partition = limits.partition = cgroup::CpuPartition::shared;
+    partition = cgroup::CpuPartition::shared;
+  }
+  limits.partition = partition;
+  {
+    std::lock_guard lock(mutex_);  // list() may read the record meanwhile
+    task->record.info.cpus = cpus;
+    task->record.partition = partition;
   }
   task->cg = backend_.create(id, limits);
-  task->record.info.location = task->cg->location();
+  {
+    std::lock_guard lock(mutex_);
+    task->record.info.location = task->cg->location();
+  }
 
   fs::create_directories(task->dir);
   ::chmod(task->dir.c_str(), 0755);
-  driver::ShimLaunch l;
-  l.alloc = id.alloc();
-  l.task = id.task();
-  l.argv = spawn.argv;
-  l.env = spawn.env;
-  l.cwd = spawn.cwd.string();
-  l.credentials = creds;
-  l.journal = spec.log.target == driver::LogSpec::Target::journal ||
-              (spec.log.target == driver::LogSpec::Target::automatic && options_.journal_logs);
-  l.max_size = spec.log.max_size;
-  l.max_files = spec.log.max_files;
-  write_file_atomic(task->dir / driver::kLaunchFile, driver::to_json_text(l), 0600);
+  write_file_atomic(task->dir / driver::kLaunchFile,
+                    driver::to_json_text(shim_launch(id, spec, spawn, creds, options_.journal_logs)), 0600);
   {
     std::lock_guard lock(mutex_);
     persist(*task);

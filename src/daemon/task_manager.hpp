@@ -15,6 +15,7 @@
 #include "cgroup/cgroup.hpp"
 #include "common/clock.hpp"
 #include "common/fd.hpp"
+#include "config/config.hpp"
 #include "cpuset/cpusets.hpp"
 #include "daemon/shim_launcher.hpp"
 #include "daemon/task_record.hpp"
@@ -33,6 +34,10 @@ struct ManagerOptions {
   std::size_t history_limit = 64;                       // events kept per task
   std::vector<std::string> base_env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
 };
+
+// The options runscoped's config sets ([task], [daemon]); `systemd_path`: log target "auto" means
+// the journal.
+ManagerOptions manager_options(const config::Config& config, bool systemd_path);
 
 // Where the manager says what it did that no caller asked about (recovery, cleanup failures).
 using LogLine = std::function<void(const std::string&)>;

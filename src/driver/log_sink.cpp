@@ -2,7 +2,10 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <systemd/sd-journal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cstdio>
 
 #include "common/error.hpp"
 
@@ -53,19 +56,23 @@ void RotatingFile::write(std::string_view data) {
   }
 }
 
-JournalLines::JournalLines(std::string alloc, std::string task, int priority)
-    : alloc_(std::move(alloc)), task_(std::move(task)), priority_(priority) {}
+JournalLines::JournalLines(std::string alloc, std::string task, int priority, std::string socket_path)
+    : alloc_(std::move(alloc)), task_(std::move(task)), priority_(priority), socket_path_(std::move(socket_path)) {}
 
+// journald's native protocol, spoken directly so the shim needs no libsystemd (and its
+// compression and crypto libraries): one datagram of KEY=VALUE lines per entry. No value holds a
+// newline: lines are split on it and names can't contain control characters.
 void JournalLines::send(std::string_view line) {
-  std::string message = "MESSAGE=" + std::string(line);
-  std::string alloc = "RUNSCOPE_ALLOC=" + alloc_;
-  std::string task = "RUNSCOPE_TASK=" + task_;
-  std::string priority = "PRIORITY=" + std::to_string(priority_);
-  std::string identifier = "SYSLOG_IDENTIFIER=" + task_;
-  struct iovec iov[] = {{message.data(), message.size()}, {alloc.data(), alloc.size()},
-                        {task.data(), task.size()}, {priority.data(), priority.size()},
-                        {identifier.data(), identifier.size()}};
-  ::sd_journal_sendv(iov, sizeof iov / sizeof iov[0]);
+  if (!socket_) {
+    socket_.reset(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!socket_) return;
+  }
+  std::string entry = "MESSAGE=" + std::string(line) + "\nPRIORITY=" + std::to_string(priority_) +
+                      "\nSYSLOG_IDENTIFIER=" + task_ + "\nRUNSCOPE_ALLOC=" + alloc_ + "\nRUNSCOPE_TASK=" + task_ + "\n";
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path_.c_str());
+  ::sendto(socket_.get(), entry.data(), entry.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
 }
 
 void JournalLines::write(std::string_view data) {

@@ -36,10 +36,12 @@ class RotatingFile final : public LogSink {
   std::uint64_t size_ = 0;
 };
 
-// Lines to the journal (sd_journal_send); a partial line waits for its end or for flush().
+// Lines to the journal (native protocol); a partial line waits for its end or for flush().
 class JournalLines final : public LogSink {
  public:
-  JournalLines(std::string alloc, std::string task, int priority);
+  // `socket_path`: journald's native socket; tests pass their own.
+  JournalLines(std::string alloc, std::string task, int priority,
+               std::string socket_path = "/run/systemd/journal/socket");
   void write(std::string_view data) override;
   void flush() override;
 
@@ -49,6 +51,8 @@ class JournalLines final : public LogSink {
   std::string alloc_, task_;
   int priority_;
   std::string partial_;
+  std::string socket_path_;
+  UniqueFd socket_;
 };
 
 }  // namespace runscope::driver

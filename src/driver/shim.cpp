@@ -108,6 +108,32 @@ void pump_until_exit(Process& task, Stream& out, Stream& err) {
 
 std::string proc_fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
+// Starts the task from launch.json with its output on pipes to the sinks; throws Error.
+Process start_task(const fs::path& dir, int control, int cgroup_fd, Stream& out, Stream& err) {
+  ShimLaunch launch = parse_shim_launch(read_file(dir / kLaunchFile));
+  Pipe out_pipe = make_pipe(), err_pipe = make_pipe();
+  SpawnSpec spec;
+  spec.argv = launch.argv;
+  spec.env = launch.env;
+  spec.cwd = launch.cwd;
+  spec.credentials = launch.credentials;
+  // The spawner opens outputs by path; the pipes' write ends reopened through /proc are pipes too.
+  spec.stdout_path = proc_fd_path(out_pipe.write.get());
+  spec.stderr_path = proc_fd_path(err_pipe.write.get());
+  if (launch.journal) {
+    out.sink = std::make_unique<JournalLines>(launch.alloc, launch.task, kJournalInfo);
+    err.sink = std::make_unique<JournalLines>(launch.alloc, launch.task, kJournalErr);
+  } else {
+    out.sink = std::make_unique<RotatingFile>(dir / kStdoutLog, launch.max_size, launch.max_files);
+    err.sink = std::make_unique<RotatingFile>(dir / kStderrLog, launch.max_size, launch.max_files);
+  }
+  RemoteCgroup cg(control, cgroup_fd);
+  Process task = CloneSpawner().spawn(spec, &cg);
+  out.fd = std::move(out_pipe.read);
+  err.fd = std::move(err_pipe.read);
+  return task;
+}
+
 }  // namespace
 
 int run_shim(int argc, char** argv) {
@@ -130,30 +156,10 @@ int run_shim(int argc, char** argv) {
   Process task;
   Stream out, err;
   try {
-    ShimLaunch launch = parse_shim_launch(read_file(dir / kLaunchFile));
-    Pipe out_pipe = make_pipe(), err_pipe = make_pipe();
-    SpawnSpec spec;
-    spec.argv = launch.argv;
-    spec.env = launch.env;
-    spec.cwd = launch.cwd;
-    spec.credentials = launch.credentials;
-    // The spawner opens outputs by path; the pipes' write ends reopened through /proc are pipes too.
-    spec.stdout_path = proc_fd_path(out_pipe.write.get());
-    spec.stderr_path = proc_fd_path(err_pipe.write.get());
-    if (launch.journal) {
-      out.sink = std::make_unique<JournalLines>(launch.alloc, launch.task, kJournalInfo);
-      err.sink = std::make_unique<JournalLines>(launch.alloc, launch.task, kJournalErr);
-    } else {
-      out.sink = std::make_unique<RotatingFile>(dir / kStdoutLog, launch.max_size, launch.max_files);
-      err.sink = std::make_unique<RotatingFile>(dir / kStderrLog, launch.max_size, launch.max_files);
-    }
-    RemoteCgroup cg(control.get(), cgroup_fd.get());
-    task = CloneSpawner().spawn(spec, &cg);
-    out.fd = std::move(out_pipe.read);
-    err.fd = std::move(err_pipe.read);
+    task = start_task(dir, control.get(), cgroup_fd.get(), out, err);
   } catch (const Error& e) {
     try {
-      send_message(control.get(), "failed " + std::string(to_string(e.kind())) + " " + e.what());
+      send_message(control.get(), "failed " + std::to_string(static_cast<int>(e.kind())) + " " + e.what());
     } catch (...) {
     }
     return 1;

@@ -4,7 +4,7 @@
 // CONTROL_FD is one end of a SOCK_SEQPACKET socketpair, one message per packet:
 //   shim -> daemon  "place PID"    a held child waits for TaskCgroup::place()
 //   daemon -> shim  "ok" | "error MESSAGE"
-//   shim -> daemon  "started PID" | "failed MESSAGE"
+//   shim -> daemon  "started PID" | "failed KIND MESSAGE" (KIND: the ErrorKind's number)
 // CGROUP_FD (v2 cgroupfs) is the task's cgroup folder, for clone3(CLONE_INTO_CGROUP).
 // When the task ends the shim writes exit.json atomically, then exits. A daemon that vanishes
 // (EOF) while a child is held gets the child killed: nothing runs unconfined.

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include <fstream>
+#include <set>
 
 #include "common/error.hpp"
 #include "common/file.hpp"
@@ -121,6 +122,14 @@ TEST(ATaskManagerAfterDaemonDeath, ReattachesRunningTasksReportsEndedOnesAndOrph
     }
   }
   EXPECT_TRUE(testing::process_alive(foreign)) << "a foreign process was touched";
+  // Only the running tasks' cgroups are left: one folder per hierarchy for each of them.
+  std::set<std::string> left;
+  for (const auto& p : env.leftovers()) left.insert(p.filename().string());
+  std::set<std::string> running;
+  for (int i = 0; i < kTasks; i += 2) {
+    if (i != kCorrupted) running.insert(TaskId(alloc, "task-" + std::to_string(i)).cgroup_name());
+  }
+  EXPECT_EQ(left, running);
   EXPECT_THAT(log, ::testing::Contains(::testing::HasSubstr("removed cgroup stray")));
   EXPECT_THAT(log, ::testing::Contains(::testing::HasSubstr("task.json")));
 

@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <fstream>
 
 #include "common/error.hpp"
@@ -96,6 +99,33 @@ TEST(ARotatingFile, KeepsAtMostMaxFilesOfAtMostMaxSize) {
   EXPECT_EQ(read_file(path.string() + ".1"), "0123456789");
   EXPECT_EQ(read_file(path.string() + ".2"), "0123456789");
   EXPECT_FALSE(fs::exists(path.string() + ".3"));
+}
+
+TEST(AJournalSink, SendsOneTaggedEntryPerLine) {
+  testing::TempDir dir;
+  auto path = dir.path() / "journal.sock";
+  UniqueFd server(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  ASSERT_EQ(::bind(server.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  driver::JournalLines journal("al-1", "web", 3, path.string());
+  journal.write("first\nsec");
+  journal.write("ond\nrest");
+  journal.flush();
+  std::vector<std::string> got;
+  for (int i = 0; i < 3; ++i) {
+    char buf[4096];
+    ssize_t n = ::recv(server.get(), buf, sizeof buf, MSG_DONTWAIT);
+    ASSERT_GT(n, 0) << "entry " << i;
+    got.emplace_back(buf, static_cast<std::size_t>(n));
+  }
+  EXPECT_THAT(got[0], HasSubstr("MESSAGE=first\n"));
+  EXPECT_THAT(got[1], HasSubstr("MESSAGE=second\n"));
+  EXPECT_THAT(got[2], HasSubstr("MESSAGE=rest\n"));
+  EXPECT_THAT(got[0], HasSubstr("RUNSCOPE_ALLOC=al-1\n"));
+  EXPECT_THAT(got[0], HasSubstr("RUNSCOPE_TASK=web\n"));
+  EXPECT_THAT(got[0], HasSubstr("PRIORITY=3\n"));
 }
 
 TEST(AProcessStartTime, IdentifiesALiveProcessAndNotAGoneOne) {
