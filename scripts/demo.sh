@@ -10,7 +10,7 @@ cmake --build build -j"$(nproc)" --target runscope
 CONFIG=(--config config/runscope.toml)
 [ $# -gt 0 ] && CONFIG=("$@")
 echo "== runscope fingerprint"
-build/runscope "${CONFIG[@]}" fingerprint
+build/src/runscope "${CONFIG[@]}" fingerprint
 echo "== runscope exec: a task in its own cgroup, from its first instruction"
-build/runscope "${CONFIG[@]}" exec --alloc demo --task hello -- \
+build/src/runscope "${CONFIG[@]}" exec --alloc demo --task hello -- \
   sh -c 'echo "hello from pid $$"; cat /proc/self/cgroup; sleep 1 & wait'

@@ -7,6 +7,7 @@
 
 #include "cli/daemon_client.hpp"
 #include "driver/backend_factory.hpp"
+#include "systemd/factory.hpp"
 
 namespace runscope::cli {
 namespace {
@@ -16,7 +17,11 @@ std::map<std::string, std::string> local_fingerprint(const Globals& globals) {
   auto layout = driver::detect_layout();
   auto facts = cgroup::probe(layout, cgroup::own_cgroups());
   auto decision = driver::choose_manager({cfg.cgroups.manager, false}, layout, driver::systemd_answers);
-  return fingerprint_facts(facts, driver::to_string(decision.kind));
+  auto values = fingerprint_facts(facts, driver::to_string(decision.kind));
+  if (decision.kind == driver::ManagerKind::systemd) {
+    if (auto version = systemd::probe_systemd_version()) values["systemd.version"] = *version;
+  }
+  return values;
 }
 
 int run_fingerprint(const Globals& globals, bool json, bool daemon) {

@@ -33,6 +33,8 @@ TEST_F(RunscopeExecWithSystemd, AutoPicksSystemdOnThisUnifiedHost) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("cgroups.manager=systemd\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("unique.cgroups.mode=unified\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("unique.cgroups.version=v2\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("systemd.version=252"), std::string::npos) << r.out;
 }
 
 TEST_F(RunscopeExecWithSystemd, TheCommandsFirstActSeesItsScopeAndTheScopeIsGoneAfterwards) {
