@@ -11,6 +11,7 @@
 #include "api/manager_object.hpp"
 #include "cpuset/cgroupfs_applier.hpp"
 #include "cpuset/cpusets.hpp"
+#include "cpuset/systemd_applier.hpp"
 #include "cpuset/topology.hpp"
 #include "daemon/notify.hpp"
 #include "daemon/signals.hpp"
@@ -31,31 +32,46 @@ void set_log_level(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
 }
 
-// The cpuset partitions under the task parent, on cgroupfs only: on the systemd path the slices
-// belong to systemd (not wired here yet, so `resources.cores` is refused there).
+// The cpuset partitions: on the systemd path the slices' AllowedCPUs through the backend's own
+// systemd connection (one bus connection for both); on v1 cgroupfs the cpuset folders under the
+// task parent. Elsewhere (v2 cgroupfs) `resources.cores` is refused.
 struct CpusetParts {
-  std::unique_ptr<cpuset::CgroupfsApplier> applier;
+  std::unique_ptr<cpuset::Applier> applier;
   std::unique_ptr<cpuset::Cpusets> cpusets;
 };
 
-CpusetParts make_cpusets(const config::Config& cfg, const driver::ManagerDecision& decision,
-                         const cgroup::HostLayout& layout, const cgroup::CgroupPaths& own) {
-  CpusetParts parts;
+std::unique_ptr<cpuset::Applier> make_applier(const config::Config& cfg, const driver::ManagerDecision& decision,
+                                              driver::ManagedBackend& backend, const cgroup::HostLayout& layout,
+                                              const cgroup::CgroupPaths& own) {
+  if (auto* manager = backend.systemd_manager()) {
+    return std::make_unique<cpuset::SystemdApplier>(*manager, config::parent_for(cfg.cgroups, true));
+  }
   if (decision.kind != driver::ManagerKind::cgroupfs || decision.version != cgroup::Version::v1 ||
       !layout.v1_mounts.count("cpuset")) {
-    spdlog::info("cpusets: off on this manager/host; resources.cores will be refused");
-    return parts;
+    return nullptr;
   }
   auto parent = config::parent_for(cfg.cgroups, false);
   fs::path base = layout.v1_mounts.at("cpuset");
   if (parent.front() != '/') base /= fs::path(own.at("cpuset")).relative_path();
+  return std::make_unique<cpuset::CgroupfsApplier>(
+      cpuset::CgroupfsApplierOptions{base / fs::path(parent).relative_path(), cgroup::Version::v1});
+}
+
+CpusetParts make_cpusets(const config::Config& cfg, const driver::ManagerDecision& decision,
+                         driver::ManagedBackend& backend, const cgroup::HostLayout& layout,
+                         const cgroup::CgroupPaths& own) {
+  CpusetParts parts;
+  parts.applier = make_applier(cfg, decision, backend, layout, own);
+  if (!parts.applier) {
+    spdlog::info("cpusets: off on this manager/host; resources.cores will be refused");
+    return parts;
+  }
   auto topology = cpuset::Topology::read();
   auto reservable = cfg.cpuset.reservable_cores.value_or(topology.online());
-  parts.applier = std::make_unique<cpuset::CgroupfsApplier>(
-      cpuset::CgroupfsApplierOptions{base / fs::path(parent).relative_path(), cgroup::Version::v1});
   parts.cpusets = std::make_unique<cpuset::Cpusets>(
       cpuset::Planner(topology, reservable, cfg.cpuset.reserved_cores, cfg.cpuset.min_shared_cores), *parts.applier,
       system_clock(), cfg.cpuset.reconcile_interval);
+  spdlog::info("cpusets: {}", parts.applier->name());
   return parts;
 }
 
@@ -134,7 +150,7 @@ int run(const DaemonArgs& args, config::Config cfg) {
                                          " bus (another runscoped, or the policy): " + e.getMessage());
   }
   auto backend = driver::make_backend(cfg, decision, {layout, own});
-  auto cpu = make_cpusets(cfg, decision, layout, own);
+  auto cpu = make_cpusets(cfg, decision, *backend, layout, own);
   ExecShimLauncher launcher(default_shim_path());
   TaskManager manager(backend->backend(), cpu.cpusets.get(), launcher, system_clock(), manager_options(cfg, decision),
                       [](const std::string& line) { spdlog::info("{}", line); });

@@ -28,6 +28,20 @@ class SimpleBackend final : public ManagedBackend {
   ManagerDecision decision_;
 };
 
+// The systemd backend, whose one bus connection the cpuset applier shares.
+class SystemdManagedBackend final : public ManagedBackend {
+ public:
+  SystemdManagedBackend(std::unique_ptr<systemd::SystemdBackend> backend, ManagerDecision decision)
+      : backend_(std::move(backend)), decision_(decision) {}
+  cgroup::Backend& backend() override { return *backend_; }
+  ManagerDecision decision() const override { return decision_; }
+  systemd::SystemdManager* systemd_manager() override { return &backend_->manager(); }
+
+ private:
+  std::unique_ptr<systemd::SystemdBackend> backend_;
+  ManagerDecision decision_;
+};
+
 std::unique_ptr<ManagedBackend> make_v2(const config::Config& config, const ManagerDecision& decision,
                                         const BackendEnv& env) {
   if (env.layout.unified_mount.empty()) {
@@ -53,7 +67,7 @@ std::unique_ptr<ManagedBackend> make_v1(const config::Config& config, const Mana
 std::unique_ptr<ManagedBackend> make_systemd(const config::Config& config, const ManagerDecision& decision,
                                              const BackendEnv&) {
   // The backend owns its one bus connection; it throws BusError when systemd does not answer.
-  return std::make_unique<SimpleBackend>(systemd::make_systemd_backend(config.cgroups), decision);
+  return std::make_unique<SystemdManagedBackend>(systemd::make_systemd_backend(config.cgroups), decision);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "cgroup/cgroup.hpp"
 #include "cgroup/host.hpp"
 #include "config/config.hpp"
+#include "systemd/manager.hpp"
 
 namespace runscope::driver {
 
@@ -56,6 +57,9 @@ class ManagedBackend {
   virtual ~ManagedBackend() = default;
   virtual cgroup::Backend& backend() = 0;
   virtual ManagerDecision decision() const = 0;
+  // The backend's systemd connection, for whatever else must talk to the same systemd (the
+  // cpuset SystemdApplier); null on cgroupfs.
+  virtual systemd::SystemdManager* systemd_manager() { return nullptr; }
 };
 
 struct BackendEnv {
