@@ -100,6 +100,7 @@ contained_run() {
     --setenv=PATH=/usr/sbin:/usr/bin:/sbin:/bin --setenv=RUNSCOPE_CONTAINED_SYSTEMD=1 \
     ${CT_EXTRA_ENV:+--setenv="$CT_EXTRA_ENV"} \
     --setenv=ASAN_OPTIONS="${ASAN_OPTIONS:-}" --setenv=UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" \
+    --setenv=LSAN_OPTIONS="${LSAN_OPTIONS:-} suppressions=$CT_LIB_DIR/lsan.supp" \
     --setenv=TSAN_OPTIONS="${TSAN_OPTIONS:-} suppressions=$CT_LIB_DIR/tsan.supp" "$@"
   tail -n +1 -f "$out" &
   local tail_pid=$! state
