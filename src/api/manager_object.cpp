@@ -41,18 +41,25 @@ sdbus::Error to_bus_error(const std::exception& error) {
   return sdbus::Error(error_name(ErrorKind::system), error.what());
 }
 
+namespace {
+// Far more than a burst of state changes can produce before the emitter thread catches up.
+constexpr std::size_t kMaxQueuedSignals = 65536;
+}  // namespace
+
 ManagerObject::ManagerObject(sdbus::IConnection& connection, daemon::TaskService& service, SpecParser parse_spec,
                              ManagerObjectOptions options)
     : AdaptorInterfaces(connection, kObjectPath),
       service_(service),
       parse_spec_(std::move(parse_spec)),
-      pool_(options.workers, options.max_queued) {
+      pool_(options.workers, options.max_queued),
+      signals_(1, kMaxQueuedSignals) {
   registerAdaptor();
   subscription_ = service_.subscribe([this](const TaskId& id, const daemon::TaskEvent& e) { on_event(id, e); });
 }
 
 ManagerObject::~ManagerObject() {
-  subscription_.reset();  // no more signals
+  subscription_.reset();  // no more events
+  signals_.shutdown();    // no more signals: queued ones are dropped
   unregisterAdaptor();    // no more calls
   pool_.shutdown();       // queued calls answered with an error, running ones finish and reply
 }
@@ -172,11 +179,16 @@ std::string ManagerObject::CpuPool() {
 std::string ManagerObject::Version() { return RUNSCOPE_VERSION; }
 
 void ManagerObject::on_event(const TaskId& id, const daemon::TaskEvent& event) {
-  try {
-    emitTaskStateChanged(id.alloc(), id.task(), daemon::to_string(event.state), event.exit_code.value_or(-1),
-                         event.signal.value_or(0), event.oom_killed);
-  } catch (const std::exception& e) {
-    spdlog::warn("could not emit TaskStateChanged for {}: {}", id.display(), e.what());
+  auto emit = [this, id, event] {
+    try {
+      emitTaskStateChanged(id.alloc(), id.task(), daemon::to_string(event.state), event.exit_code.value_or(-1),
+                           event.signal.value_or(0), event.oom_killed);
+    } catch (const std::exception& e) {
+      spdlog::warn("could not emit TaskStateChanged for {}: {}", id.display(), e.what());
+    }
+  };
+  if (!signals_.submit({emit, [] {}})) {
+    spdlog::warn("TaskStateChanged for {} dropped: {} signals already queued", id.display(), kMaxQueuedSignals);
   }
 }
 

@@ -60,6 +60,10 @@ class ManagerObject final : public sdbus::AdaptorInterfaces<org::runscope1::Mana
   daemon::TaskService& service_;
   SpecParser parse_spec_;
   WorkerPool pool_;
+  // Signals are emitted from their own thread, in order: a listener runs under the TaskManager's
+  // locks, and emitting there would take the bus lock after them while a method call on the bus
+  // thread takes them after the bus lock (a lock-order inversion TSan caught).
+  WorkerPool signals_;
   std::unique_ptr<daemon::Subscription> subscription_;
 };
 
