@@ -1,7 +1,12 @@
 #include "support/manager_fixture.hpp"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <sstream>
+#include <thread>
+
+#include "common/file.hpp"
 #include "support/held_child.hpp"
 
 namespace runscope::testing {
@@ -42,7 +47,32 @@ std::vector<fs::path> V1Env::leftovers() const {
   return out;
 }
 
+// SIGKILLs whatever is still inside the test's parent (a test that failed half-way, or a daemon
+// that died, leaves tasks there); true once every folder under it is empty.
+static bool kill_leftovers(const std::vector<fs::path>& bases) {
+  bool empty = true;
+  for (const auto& base : bases) {
+    std::error_code ec;
+    for (const auto& e : fs::recursive_directory_iterator(base, ec)) {
+      if (e.path().filename() != "cgroup.procs") continue;
+      std::istringstream pids(read_file_if_exists(e.path()).value_or(""));
+      for (pid_t pid; pids >> pid;) {
+        empty = false;
+        ::kill(pid, SIGKILL);
+      }
+    }
+  }
+  return empty;
+}
+
 void V1Env::remove_parent() const {
+  std::vector<fs::path> bases;
+  for (const char* c : cgroup::kV1TaskControllers) {
+    if (layout.v1_mounts.count(c)) bases.push_back(layout.v1_mounts.at(c) / fs::path(own.at(c)).relative_path() / parent);
+  }
+  for (int round = 0; round < 500 && !kill_leftovers(bases); ++round) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // the kernel reaps the killed ones
+  }
   for (const char* c : cgroup::kV1TaskControllers) {
     if (!layout.v1_mounts.count(c)) continue;
     auto base = layout.v1_mounts.at(c) / fs::path(own.at(c)).relative_path() / parent;
