@@ -21,13 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using runscope::testing::HeldChild;
-
-std::string cpus_allowed(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind("Cpus_allowed_list:", 0) == 0) return trim(line.substr(18));
-  return "?";
-}
+using runscope::testing::cpus_allowed;
 
 class TheCpusetsWithTheV1Backend : public ::testing::Test {
  protected:

@@ -25,13 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using runscope::testing::HeldChild;
-
-std::string cpus_allowed(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind("Cpus_allowed_list:", 0) == 0) return trim(line.substr(18));
-  return "?";
-}
+using runscope::testing::cpus_allowed;
 
 std::vector<pid_t> procs_of(const fs::path& dir) {
   auto text = read_file_if_exists(dir / "cgroup.procs");

@@ -12,6 +12,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "common/file.hpp"
+
 namespace runscope::testing {
 namespace {
 
@@ -86,6 +88,13 @@ bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds bud
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return true;
+}
+
+std::string cpus_allowed(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("Cpus_allowed_list:", 0) == 0) return trim(line.substr(18));
+  return "?";
 }
 
 }  // namespace runscope::testing

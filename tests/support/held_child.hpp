@@ -40,4 +40,7 @@ void reap_zombies();
 // Polls `done` every few ms on the real clock until true or `budget` passes.
 bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds budget);
 
+// The kernel's view of where `pid` may run (`Cpus_allowed_list` in /proc/PID/status); "?" if gone.
+std::string cpus_allowed(pid_t pid);
+
 }  // namespace runscope::testing
