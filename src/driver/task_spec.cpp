@@ -7,6 +7,7 @@
 #include <toml++/toml.h>
 
 #include "common/error.hpp"
+#include "common/file.hpp"
 #include "common/task_id.hpp"
 #include "config/config.hpp"
 #include "driver/catalog.hpp"
@@ -155,7 +156,8 @@ TaskSpec validate(const json& root, const Validator& v) {
       std::string text = value.is_number_integer() ? std::to_string(v.integer(key, value, 1, 64)) : v.string(key, value);
       spec.kill_signal = v.guarded(key, [&] { return config::parse_signal(text); });
     } else if (key == "kill_timeout") {
-      spec.kill_timeout = v.guarded(key, [&] { return parse_duration(v.string(key, value), key); });
+      const std::string& text = v.string(key, value);  // outside the lambda: clang 14 can't capture bindings
+      spec.kill_timeout = v.guarded(key, [&text] { return parse_duration(text, "kill_timeout"); });
     } else if (key == "log") {
       parse_log(v, value, spec.log);
     }
@@ -210,9 +212,16 @@ TaskSpec parse_task_spec_toml(const std::filesystem::path& file) {
   if (bytes > kMaxSpecBytes) {
     throw Error(ErrorKind::invalid_argument, file.string() + ": more than " + std::to_string(kMaxSpecBytes) + " bytes");
   }
+  return parse_task_spec_toml_text(read_file(file), file);
+}
+
+TaskSpec parse_task_spec_toml_text(std::string_view text, const std::filesystem::path& file) {
+  if (text.size() > kMaxSpecBytes) {
+    throw Error(ErrorKind::invalid_argument, file.string() + ": more than " + std::to_string(kMaxSpecBytes) + " bytes");
+  }
   toml::table root;
   try {
-    root = toml::parse_file(file.string());
+    root = toml::parse(text, file.string());
   } catch (const toml::parse_error& e) {
     const auto& b = e.source().begin;
     throw Error(ErrorKind::invalid_argument, file.string() + ":" + std::to_string(b.line) + ":" +

@@ -63,6 +63,8 @@ inline constexpr std::size_t kMaxEnvBytes = 1u << 20;
 // Throw Error(invalid_argument) naming the field and value; unknown fields are errors too.
 TaskSpec parse_task_spec_json(std::string_view json);
 TaskSpec parse_task_spec_toml(const std::filesystem::path& file);  // messages add file:line:column
+// The same from text already read; `file` names it in messages.
+TaskSpec parse_task_spec_toml_text(std::string_view text, const std::filesystem::path& file);
 nlohmann::json to_json(const TaskSpec& spec);
 
 }  // namespace runscope::driver
