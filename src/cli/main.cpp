@@ -36,7 +36,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "runscope: %s\n", e.what());
+    auto extras = app.remaining();
+    if (!extras.empty() && dynamic_cast<const CLI::RequiredError*>(&e) != nullptr) {
+      // CLI11 takes an unknown command for a stray word and says only "A subcommand is required".
+      std::fprintf(stderr, "runscope: unknown command '%s' (see runscope --help)\n", extras.front().c_str());
+    } else {
+      std::fprintf(stderr, "runscope: %s\n", e.what());
+    }
     return kExitUsage;
   }
   try {

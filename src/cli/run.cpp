@@ -6,8 +6,10 @@
 #include <sstream>
 
 #include "cli/daemon_client.hpp"
+#include "common/task_id.hpp"
 #include "common/units.hpp"
 #include "config/config.hpp"
+#include "driver/task_spec.hpp"
 
 namespace runscope::cli {
 namespace {
@@ -37,6 +39,9 @@ nlohmann::json env_json(const std::vector<std::string>& pairs) {
 // The spec as the daemon takes it (docs/api.md); the daemon validates every field.
 nlohmann::json spec_from_options(const RunOptions& o) {
   if (o.command.empty()) throw Error(ErrorKind::invalid_argument, "run: give a command after -- or --file TASK.toml");
+  // Checked here too, so a name JSON can't carry (invalid UTF-8) gets the daemon's message.
+  if (!o.alloc.empty()) validate_name_part("alloc", o.alloc);
+  if (!o.task.empty()) validate_name_part("task", o.task);
   nlohmann::json config{{"command", o.command.front()},
                         {"args", std::vector<std::string>(o.command.begin() + 1, o.command.end())}};
   if (!o.chdir.empty()) config["cwd"] = o.chdir;
@@ -61,6 +66,12 @@ nlohmann::json spec_from_options(const RunOptions& o) {
 // A task file is the same document in TOML; the daemon validates it, so this only converts.
 nlohmann::json spec_from_file(const RunOptions& o) {
   if (!o.command.empty()) throw Error(ErrorKind::invalid_argument, "run: --file and a command exclude each other");
+  std::error_code ec;
+  auto bytes = std::filesystem::file_size(o.file, ec);
+  if (!ec && bytes > driver::kMaxSpecBytes) {
+    throw Error(ErrorKind::invalid_argument, o.file + ": " + std::to_string(bytes) + " bytes, more than the " +
+                                                 std::to_string(driver::kMaxSpecBytes) + " a task spec may hold");
+  }
   toml::table table;
   try {
     table = toml::parse_file(o.file);
@@ -75,6 +86,17 @@ nlohmann::json spec_from_file(const RunOptions& o) {
   if (!o.alloc.empty()) spec["alloc"] = o.alloc;
   if (!o.task.empty()) spec["task"] = o.task;
   return spec;
+}
+
+// The spec travels as JSON, which holds only UTF-8: say so instead of failing inside the library.
+std::string dump_spec(const nlohmann::json& spec) {
+  try {
+    return spec.dump();
+  } catch (const nlohmann::json::type_error& e) {
+    throw Error(ErrorKind::invalid_argument,
+                std::string("run: the command, an argument or an --env value is not valid UTF-8 (a task spec is JSON): ") +
+                    e.what());
+  }
 }
 
 // `changed` is set by the TaskStateChanged watch installed before the start.
@@ -104,7 +126,7 @@ int run_run(const Globals& globals, const RunOptions& o) {
   // Subscribe before starting, so an exit right after the start is not missed.
   bool changed = false;
   if (o.wait) client->watch([&changed](const api::StateChange&) { changed = true; });
-  auto id = client->start(spec.dump());
+  auto id = client->start(dump_spec(spec));
   if (o.wait) return wait_for(*client, id, changed, o.json);
   if (o.json) {
     print_json({{"alloc", id.alloc()}, {"task", id.task()}});

@@ -224,6 +224,11 @@ Config from_table(const toml::table& root, const std::filesystem::path& file) {
 }  // namespace
 
 Config parse_config(std::string_view text, const std::filesystem::path& source_name) {
+  if (text.size() > kMaxConfigBytes) {
+    throw Error(ErrorKind::config, source_name.string() + ": " + std::to_string(text.size()) +
+                                       " bytes, more than the " + std::to_string(kMaxConfigBytes) +
+                                       " a config file may hold");
+  }
   toml::table root;
   try {
     root = toml::parse(text, source_name.string());

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -17,6 +18,8 @@ namespace runscope::config {
 
 inline constexpr const char* kDefaultPath = "/etc/runscope/runscope.toml";
 inline constexpr int kExitConfig = 78;  // EX_CONFIG
+// A real config is a few hundred bytes; anything past this is refused before it is parsed.
+inline constexpr std::size_t kMaxConfigBytes = 1u << 20;
 
 enum class ManagerChoice { automatic, cgroupfs, systemd };
 

@@ -169,6 +169,15 @@ TaskId TaskManager::start(const driver::TaskSpec& spec, const Caller& caller) {
       if (!is_final(it->second->record.info.state)) throw Error(ErrorKind::conflict, "task " + id.display() + " exists");
       throw Error(ErrorKind::conflict, "task " + id.display() + " has ended but is not destroyed yet");
     }
+    // "a-b"/"c" and "a"/"b-c" both name the cgroup, scope and state folder "a-b-c": refuse the
+    // second, or its failed start would remove the first one's state.
+    auto name = id.cgroup_name();
+    for (const auto& [other, t] : tasks_) {
+      if (other.cgroup_name() == name) {
+        throw Error(ErrorKind::conflict, "task " + id.display() + " would share the cgroup name \"" + name +
+                                             "\" with task " + other.display() + "; choose another alloc or task name");
+      }
+    }
     tasks_.emplace(id, task);  // holds the name while the task is made
   }
   OpLock op(*this, task);

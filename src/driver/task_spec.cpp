@@ -2,7 +2,10 @@
 // field came from), then one validator for both, so the two formats can never disagree.
 #include "driver/task_spec.hpp"
 
+#include <algorithm>
+#include <cstdio>
 #include <functional>
+#include <sstream>
 
 #include <toml++/toml.h>
 
@@ -27,12 +30,28 @@ std::string shown(const json& value) {
   return s;
 }
 
+// A field path as it goes into a message (and over D-Bus): control bytes as \xNN, so a key
+// holding NUL or a newline can't cut or split the one-line error.
+std::string printable(const std::string& path) {
+  std::string out;
+  for (unsigned char c : path) {
+    if (c < 0x20 || c == 0x7f) {
+      char buf[5];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 class Validator {
  public:
   explicit Validator(Locator where) : where_(std::move(where)) {}
 
   [[noreturn]] void fail(const std::string& path, const std::string& what) const {
-    throw Error(ErrorKind::invalid_argument, where_(path) + path + ": " + what);
+    throw Error(ErrorKind::invalid_argument, where_(path) + printable(path) + ": " + what);
   }
   [[noreturn]] void fail(const std::string& path, const json& value, const std::string& what) const {
     fail(path, what + " (got " + shown(value) + ")");
@@ -90,7 +109,12 @@ void parse_resources(const Validator& v, const json& node, Resources& r) {
            [&](const std::string& key, const json& value) {
              std::string path = "resources." + key;
              if (key == "cores") r.cores = static_cast<unsigned>(v.integer(path, value, 1, 4096));
-             if (key == "memory_max") r.memory_max = v.size(path, value);
+             if (key == "memory_max") {
+               r.memory_max = v.size(path, value);
+               if (*r.memory_max < kMinMemoryMax) {
+                 v.fail(path, value, "below the minimum of " + std::to_string(kMinMemoryMax) + " bytes (1M)");
+               }
+             }
              if (key == "cpu_weight") r.cpu_weight = v.integer(path, value, 1, 10000);
              if (key == "pids_max") r.pids_max = v.integer(path, value, 1, UINT32_MAX);
            });
@@ -163,6 +187,7 @@ TaskSpec validate(const json& root, const Validator& v) {
     }
   }
   if (!has_task) v.fail("task", "required field missing");
+  if (spec.alloc) v.guarded("task", [&] { return TaskId(*spec.alloc, spec.task); });  // together within 255 bytes
   default_catalog().validate(spec, [&](const std::string& path, const std::string& what) { v.fail(path, what); });
   return spec;
 }
@@ -190,7 +215,32 @@ json to_json_tree(const toml::node& node, const std::string& path,
   if (const auto* i = node.as_integer()) return i->get();
   if (const auto* f = node.as_floating_point()) return f->get();
   if (const auto* b = node.as_boolean()) return b->get();
-  return "(a TOML date or time)";  // which every field refuses by name
+  std::ostringstream text;  // a date or time: no field takes one, so it becomes a value every field refuses
+  if (const auto* d = node.as_date()) text << *d;
+  if (const auto* t = node.as_time()) text << *t;
+  if (const auto* dt = node.as_date_time()) text << *dt;
+  return json{{"TOML date or time", text.str()}};
+}
+
+// The deepest nesting of [ and { outside strings: JSON that nests past kMaxSpecDepth is refused
+// before the (recursive) printing of a bad value could run out of stack.
+std::size_t json_depth(std::string_view text) {
+  std::size_t depth = 0, deepest = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
 }
 
 }  // namespace
@@ -199,6 +249,9 @@ TaskSpec parse_task_spec_json(std::string_view text) {
   if (text.size() > kMaxSpecBytes) {
     throw Error(ErrorKind::invalid_argument,
                 "spec: " + std::to_string(text.size()) + " bytes, more than the " + std::to_string(kMaxSpecBytes) + " allowed");
+  }
+  if (json_depth(text) > kMaxSpecDepth) {
+    throw Error(ErrorKind::invalid_argument, "spec: nested deeper than " + std::to_string(kMaxSpecDepth) + " levels");
   }
   json root = json::parse(text, nullptr, false);
   if (root.is_discarded()) throw Error(ErrorKind::invalid_argument, "spec: not valid JSON");

@@ -59,6 +59,10 @@ struct TaskSpec {
 inline constexpr std::size_t kMaxSpecBytes = 4u << 20;
 inline constexpr std::size_t kMaxArgs = 65536;
 inline constexpr std::size_t kMaxEnvBytes = 1u << 20;
+// Arrays and objects nested deeper than this are refused before parsing (a spec needs 3).
+inline constexpr std::size_t kMaxSpecDepth = 32;
+// The kernel takes a one-page memory limit, but nothing can exec under 1 MiB: refuse it up front.
+inline constexpr std::uint64_t kMinMemoryMax = 1u << 20;
 
 // Throw Error(invalid_argument) naming the field and value; unknown fields are errors too.
 TaskSpec parse_task_spec_json(std::string_view json);

@@ -16,10 +16,12 @@ namespace runscope::testing {
 
 class BusServer {
  public:
-  BusServer(const std::string& address, daemon::TaskService& service, api::ManagerObjectOptions options = {})
+  // `parse`: the fake's lenient parser by default; the hostile-input test passes the real one.
+  BusServer(const std::string& address, daemon::TaskService& service, api::ManagerObjectOptions options = {},
+            api::SpecParser parse = parse_test_spec)
       : connection_(api::connect_bus(address)) {
     connection_->requestName(api::kBusName);
-    object_ = std::make_unique<api::ManagerObject>(*connection_, service, parse_test_spec, options);
+    object_ = std::make_unique<api::ManagerObject>(*connection_, service, std::move(parse), options);
     connection_->enterEventLoopAsync();
   }
   ~BusServer() {
