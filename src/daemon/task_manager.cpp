@@ -171,9 +171,11 @@ TaskId TaskManager::start(const driver::TaskSpec& spec, const Caller& caller) {
     }
     // "a-b"/"c" and "a"/"b-c" both name the cgroup, scope and state folder "a-b-c": refuse the
     // second, or its failed start would remove the first one's state.
+    // Escapes never hold '-', so equal names mean equal raw lengths: a cheap test before the strings.
     auto name = id.cgroup_name();
+    auto length = id.alloc().size() + id.task().size();
     for (const auto& [other, t] : tasks_) {
-      if (other.cgroup_name() == name) {
+      if (other.alloc().size() + other.task().size() == length && other.cgroup_name() == name) {
         throw Error(ErrorKind::conflict, "task " + id.display() + " would share the cgroup name \"" + name +
                                              "\" with task " + other.display() + "; choose another alloc or task name");
       }
