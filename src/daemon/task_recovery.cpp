@@ -63,6 +63,7 @@ void TaskManager::recover_one(const fs::path& dir) {
   const TaskRecord& record = *loaded;
   auto task = std::make_shared<Task>(record.info);
   task->record = record;
+  task->stop_requested = record.stop_requested;
   task->dir = dir;
   const TaskId& id = record.info.id;
   {

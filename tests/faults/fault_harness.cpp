@@ -108,7 +108,9 @@ FaultDaemon::~FaultDaemon() {
 }
 
 void FaultDaemon::start() {
-  daemon_ = std::make_unique<DaemonProcess>(bus_->address(), config_, tmp_.path() / "daemon.log", *notify_);
+  ++starts_;  // a log per run: the spawner truncates its output file
+  daemon_ = std::make_unique<DaemonProcess>(bus_->address(), config_, tmp_.path() / ("daemon-" + std::to_string(starts_) + ".log"),
+                                            *notify_);
   if (!notify_->wait_for("READY=1", 60s)) {
     throw Error(ErrorKind::timeout, "runscoped did not say READY=1; its log:\n" + log());
   }
@@ -150,7 +152,13 @@ api::ManagerClient& FaultDaemon::client() {
 
 fs::path FaultDaemon::task_dir(const TaskId& id) const { return state_dir_ / "tasks" / id.cgroup_name(); }
 
-std::string FaultDaemon::log() const { return read_file_if_exists(tmp_.path() / "daemon.log").value_or(""); }
+std::string FaultDaemon::log() const {
+  std::string all;
+  for (int i = 1; i <= starts_; ++i) {
+    all += read_file_if_exists(tmp_.path() / ("daemon-" + std::to_string(i) + ".log")).value_or("");
+  }
+  return all;
+}
 
 std::set<std::string> FaultDaemon::cgroups() const {
   std::set<std::string> out;

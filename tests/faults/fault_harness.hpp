@@ -82,7 +82,7 @@ class FaultDaemon {
   const V1Env& env() const { return env_; }
   const std::filesystem::path& state_dir() const { return state_dir_; }
   std::filesystem::path task_dir(const TaskId& id) const;
-  std::string log() const;
+  std::string log() const;  // every run's, oldest first
   // Task cgroup folder names left under the parent (any hierarchy).
   std::set<std::string> cgroups() const;
 
@@ -95,6 +95,7 @@ class FaultDaemon {
   std::unique_ptr<NotifySocket> notify_;
   std::unique_ptr<DaemonProcess> daemon_;
   std::unique_ptr<api::ManagerClient> client_;
+  int starts_ = 0;
 };
 
 // A raw_exec spec as JSON for StartTask.
