@@ -137,6 +137,9 @@ TEST(AProcessStartTime, IdentifiesALiveProcessAndNotAGoneOne) {
 
 TEST(ATaskRecord, KeepsAStopRequestAndReadsOlderFilesWithoutOne) {
   TaskRecord record{blank_info(TaskId("a1", "stopping"))};
+  record.info.spec.alloc = "a1";
+  record.info.spec.task = "stopping";
+  record.info.spec.config = {{"command", "/bin/true"}};
   record.stop_requested = true;
   EXPECT_TRUE(parse_task_record(to_json_text(record)).stop_requested);
   auto older = nlohmann::json::parse(to_json_text(record));
