@@ -95,10 +95,21 @@ std::optional<TaskRecord> TaskManager::rebuild_record(const fs::path& dir, const
   std::string found = "no cgroup";
   if (it != existing.end()) {
     record.partition = it->second;
-    auto cg = backend_.adopt(id.cgroup_name(), it->second);
-    record.info.location = cg->location();
-    auto [shim, main] = find_shim(options_.proc_root, cg->pids(), dir);
-    cg->disown();  // recover_one adopts it again; this look must not kill anything
+    // Only a look: recover_one adopts it again, and nothing here may kill the task.
+    std::vector<pid_t> members;
+    try {
+      auto cg = backend_.adopt(id.cgroup_name(), it->second);
+      record.info.location = cg->location();
+      try {
+        members = cg->pids();
+      } catch (const std::exception& e) {
+        log(id.display() + ": listing its processes: " + e.what());
+      }
+      cg->disown();
+    } catch (const std::exception& e) {
+      log(id.display() + ": looking at its cgroup: " + e.what());
+    }
+    auto [shim, main] = find_shim(options_.proc_root, members, dir);
     found = "its cgroup";
     if (shim > 0) {
       record.info.state = TaskState::running;
