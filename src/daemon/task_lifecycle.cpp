@@ -81,6 +81,10 @@ void TaskManager::stop_locked(const TaskPtr& task, Duration timeout) {
   {
     std::lock_guard lock(mutex_);
     task->stop_requested = true;
+    if (!task->record.stop_requested) {
+      task->record.stop_requested = true;
+      persist(*task);
+    }
     shim = task->shim_pidfd;
     sig = task->record.info.spec.kill_signal.value_or(options_.kill_signal);
   }

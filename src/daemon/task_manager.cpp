@@ -24,6 +24,15 @@ namespace {
 
 constexpr const char* kCoresEnv = "RUNSCOPE_CPU_CORES";
 
+// A shim whose task can't be recorded: it goes (and is reaped, it is our child) before the start fails.
+void kill_shim(const LaunchedShim& shim) noexcept {
+  if (!shim.pidfd) return;
+  ::syscall(SYS_pidfd_send_signal, shim.pidfd.get(), SIGKILL, nullptr, 0);
+  siginfo_t info{};
+  while (::waitid(P_PIDFD, static_cast<id_t>(shim.pidfd.get()), &info, WEXITED) < 0 && errno == EINTR) {
+  }
+}
+
 // Who the task runs as: a caller that is not root only as itself, whatever the spec says.
 std::optional<driver::Credentials> run_as(const driver::TaskSpec& spec, const Caller& caller) {
   if (caller.is_root()) {
@@ -230,21 +239,30 @@ void TaskManager::launch(const TaskPtr& task, const driver::TaskSpec& spec, cons
   write_file_atomic(task->dir / driver::kLaunchFile,
                     driver::to_json_text(shim_launch(id, spec, spawn, creds, options_.journal_logs)), 0600);
   {
+    // Unlike persist(), a failure here fails the start: a task without its state entry would be
+    // unowned after a restart (and removed). Nothing runs yet; start() undoes the rest.
     std::lock_guard lock(mutex_);
-    persist(*task);
+    write_task_record(task->dir, task->record);
   }
   auto shim = launcher_.launch(task->dir, *task->cg, Deadline(clock_, options_.start_timeout));
   {
     std::lock_guard lock(mutex_);
+    TaskRecord next = task->record;
+    next.info.state = TaskState::running;
+    next.info.pid = shim.task_pid;
+    next.info.started_at = std::chrono::system_clock::now();
+    next.shim_pid = shim.pid;
+    next.shim_start_time = shim.start_time;
+    try {
+      write_task_record(task->dir, next);  // e.g. the state disk is full
+    } catch (...) {
+      kill_shim(shim);  // start() then kills the task through its cgroup
+      throw;
+    }
+    task->record = std::move(next);
     auto& info = task->record.info;
-    info.state = TaskState::running;
-    info.pid = shim.task_pid;
-    info.started_at = std::chrono::system_clock::now();
-    task->record.shim_pid = shim.pid;
-    task->record.shim_start_time = shim.start_time;
     task->shim_pidfd = std::make_shared<UniqueFd>(std::move(shim.pidfd));
     task->own_child = true;
-    persist(*task);
     record_event(task, TaskEvent{TaskState::pending, *info.started_at, {}, {}, false, ""});
     record_event(task, TaskEvent{TaskState::running, *info.started_at, {}, {}, false, ""});
   }

@@ -32,6 +32,7 @@ struct ManagerOptions {
   Duration start_timeout = std::chrono::seconds(30);    // for the shim to report the task exec'd
   bool journal_logs = false;                            // log target "auto" means the journal
   std::size_t history_limit = 64;                       // events kept per task
+  std::filesystem::path proc_root = "/proc";             // where recovery looks for a task's supervisor
   std::vector<std::string> base_env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
 };
 
@@ -52,7 +53,8 @@ class TaskManager final : public TaskService {
 
   // At start, before Cpusets::start(): reattach live tasks, report ended ones with their real
   // status, mark the ones whose shim vanished without a record `lost`, and remove cgroups of ours
-  // that no task owns. A corrupt task.json is logged and its cgroup treated as unowned.
+  // that no task owns. A missing or corrupt task.json is logged and the task rebuilt from
+  // launch.json and its cgroup; if that fails too, its cgroup is treated as unowned.
   void recover();
   // Stops watching; leave_running=false also stops every task first.
   void shutdown(bool leave_running = true);
@@ -89,6 +91,9 @@ class TaskManager final : public TaskService {
   void watch();
   void wake() const;
   void recover_one(const std::filesystem::path& dir);
+  // task.json missing or corrupt (`why`): the record rebuilt from launch.json, the cgroup and
+  // the shim found through it; nullopt (logged) when even that fails.
+  std::optional<TaskRecord> rebuild_record(const std::filesystem::path& dir, const std::string& why);
   void remove_unowned_cgroups();
   void log(const std::string& line) const;
 

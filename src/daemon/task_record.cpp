@@ -50,7 +50,8 @@ std::string to_json_text(const TaskRecord& r) {
             {"info", r.info.to_json()},
             {"partition", partition_name(r.partition)},
             {"shim_pid", r.shim_pid},
-            {"shim_start_time", r.shim_start_time}};
+            {"shim_start_time", r.shim_start_time},
+            {"stop_requested", r.stop_requested}};
   return j.dump(2) + "\n";
 }
 
@@ -78,6 +79,7 @@ TaskRecord parse_task_record(const std::string& text) {
     r.partition = parse_partition(j.at("partition").get<std::string>());
     r.shim_pid = j.at("shim_pid").get<pid_t>();
     r.shim_start_time = j.at("shim_start_time").get<std::uint64_t>();
+    r.stop_requested = j.value("stop_requested", false);
     return r;
   } catch (const json::exception& e) {
     throw Error(ErrorKind::invalid_argument, e.what());

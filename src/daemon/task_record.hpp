@@ -20,6 +20,9 @@ struct TaskRecord {
   cgroup::CpuPartition partition = cgroup::CpuPartition::none;
   pid_t shim_pid = 0;
   std::uint64_t shim_start_time = 0;
+  // Saved before the kill signal is sent, so a daemon that dies mid-stop still reports the task
+  // `killed` after its restart (absent in older files: false).
+  bool stop_requested = false;
 };
 
 std::string to_json_text(const TaskRecord& record);

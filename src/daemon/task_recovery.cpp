@@ -52,15 +52,18 @@ void TaskManager::recover_one(const fs::path& dir) {
                                                    loaded->info.id.display() + ", not this folder's");
     }
   } catch (const Error& e) {
-    // Its cgroup, if any, is nobody's now: remove_unowned_cgroups() kills and removes it.
-    log(std::string(e.what()) + "; this task's state is lost, its cgroup will be removed");
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-    return;
+    loaded = rebuild_record(dir, e.what());
+    if (!loaded) {
+      // Its cgroup, if any, is nobody's now: remove_unowned_cgroups() kills and removes it.
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+      return;
+    }
   }
   const TaskRecord& record = *loaded;
   auto task = std::make_shared<Task>(record.info);
   task->record = record;
+  task->stop_requested = record.stop_requested;
   task->dir = dir;
   const TaskId& id = record.info.id;
   {

@@ -135,5 +135,17 @@ TEST(AProcessStartTime, IdentifiesALiveProcessAndNotAGoneOne) {
   EXPECT_FALSE(driver::process_start_time(0x3fffffff));
 }
 
+TEST(ATaskRecord, KeepsAStopRequestAndReadsOlderFilesWithoutOne) {
+  TaskRecord record{blank_info(TaskId("a1", "stopping"))};
+  record.info.spec.alloc = "a1";
+  record.info.spec.task = "stopping";
+  record.info.spec.config = {{"command", "/bin/true"}};
+  record.stop_requested = true;
+  EXPECT_TRUE(parse_task_record(to_json_text(record)).stop_requested);
+  auto older = nlohmann::json::parse(to_json_text(record));
+  older.erase("stop_requested");
+  EXPECT_FALSE(parse_task_record(older.dump()).stop_requested);
+}
+
 }  // namespace
 }  // namespace runscope::daemon
