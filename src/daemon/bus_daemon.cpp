@@ -14,6 +14,7 @@
 #include "cpuset/systemd_applier.hpp"
 #include "cpuset/topology.hpp"
 #include "daemon/notify.hpp"
+#include "daemon/reload.hpp"
 #include "daemon/signals.hpp"
 #include "daemon/task_manager.hpp"
 #include "driver/backend_factory.hpp"
@@ -85,29 +86,32 @@ ManagerOptions manager_options(const config::Config& cfg, const driver::ManagerD
   return options;
 }
 
-// SIGHUP: what can change at run time changes; the rest is named as needing a restart.
-void reload(const DaemonArgs& args, config::Config& current) {
+// SIGHUP: a file that does not load changes nothing (the error names FILE:LINE:COLUMN); one that
+// loads is applied by apply_reload, all or nothing. Returns the STATUS= line.
+std::string reload(const DaemonArgs& args, config::Config& current, TaskManager& manager, cpuset::Cpusets* cpusets) {
   config::Config next;
   try {
     next = config::load_config(args.config_path, args.config_given);
   } catch (const std::exception& e) {
-    spdlog::error("reload: keeping the running configuration: {}", e.what());
-    return;
+    spdlog::error("reload refused, running configuration kept: {}", e.what());
+    return "reload refused (bad config), running configuration kept";
   }
-  if (next.daemon.log_level != current.daemon.log_level) set_log_level(next.daemon.log_level);
-  if (!(next.cgroups == current.cgroups)) spdlog::warn("reload: [cgroups] changed; takes effect after a restart");
-  if (!(next.cpuset == current.cpuset)) spdlog::warn("reload: [cpuset] changed; takes effect after a restart");
-  if (!(next.task == current.task)) spdlog::warn("reload: [task] changed; takes effect after a restart");
-  if (next.daemon.state_dir != current.daemon.state_dir) {
-    spdlog::warn("reload: daemon.state_dir changed; takes effect after a restart");
+  ReloadTargets targets{[&manager](const config::TaskConfig& task) { manager.set_task_policy(task); },
+                        set_log_level, cpusets};
+  auto outcome = apply_reload(next, current, targets);
+  if (!outcome.applied) {
+    spdlog::error("{}", outcome.summary());
+  } else if (!outcome.needs_restart.empty()) {
+    spdlog::warn("{}: {}", args.config_path.string(), outcome.summary());
+  } else {
+    spdlog::info("{}: {}", args.config_path.string(), outcome.summary());
   }
-  current.daemon.log_level = next.daemon.log_level;
-  spdlog::info("reloaded {}", args.config_path.string());
+  return outcome.applied ? outcome.summary() : "reload refused, running configuration kept";
 }
 
 // Serves until SIGTERM/SIGINT: signals, the watchdog and cpuset ticks, on this thread.
 void serve(const DaemonArgs& args, config::Config& cfg, DaemonSignals& signals, Notifier& notify,
-           cpuset::Cpusets* cpusets) {
+           TaskManager& manager, cpuset::Cpusets* cpusets) {
   auto watchdog = notify.watchdog_interval();
   auto period = watchdog ? std::min<Duration>(*watchdog, kTick) : Duration(kTick);
   for (;;) {
@@ -128,8 +132,7 @@ void serve(const DaemonArgs& args, config::Config& cfg, DaemonSignals& signals, 
         return;
       }
       notify.reloading();
-      reload(args, cfg);
-      notify.ready_again();
+      notify.ready_again(reload(args, cfg, manager, cpusets) + "; serving");
     }
   }
 }
@@ -164,7 +167,7 @@ int run(const DaemonArgs& args, config::Config cfg) {
                              driver::to_string(decision.kind), tasks));
     spdlog::info("serving {} on the {} bus (manager {}, {} task(s) recovered)", api::kBusName, bus,
                  driver::to_string(decision.kind), tasks);
-    serve(args, cfg, signals, notify, cpu.cpusets.get());
+    serve(args, cfg, signals, notify, manager, cpu.cpusets.get());
     notify.stopping();
     connection->leaveEventLoop();
   }
