@@ -153,6 +153,7 @@ int main(int argc, char** argv) {
                          "[--rss-tasks M] [--prefix NAME]\n", argv[0]);
     return 2;
   }
+  o.shim = fs::weakly_canonical(o.shim).string();  // as /proc/PID/exe shows it
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   try {
     print(o, "rss_idle_kib", kib(o.daemon_pid, "status", "VmRSS:"));

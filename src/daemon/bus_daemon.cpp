@@ -13,6 +13,7 @@
 #include "cpuset/cpusets.hpp"
 #include "cpuset/systemd_applier.hpp"
 #include "cpuset/topology.hpp"
+#include "daemon/fd_limit.hpp"
 #include "daemon/notify.hpp"
 #include "daemon/reload.hpp"
 #include "daemon/signals.hpp"
@@ -154,7 +155,8 @@ int run(const DaemonArgs& args, config::Config cfg) {
   }
   auto backend = driver::make_backend(cfg, decision, {layout, own});
   auto cpu = make_cpusets(cfg, decision, *backend, layout, own);
-  ExecShimLauncher launcher(default_shim_path());
+  auto service_nofile = raise_fd_limit();
+  ExecShimLauncher launcher(default_shim_path(), service_nofile);
   TaskManager manager(backend->backend(), cpu.cpusets.get(), launcher, system_clock(), manager_options(cfg, decision),
                       [](const std::string& line) { spdlog::info("{}", line); });
   manager.recover();

@@ -2,9 +2,11 @@
 // runscope-test-<pid>-..., a temp state dir), driven by the real `runscope` CLI.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -213,6 +215,30 @@ TEST_F(ARunscopedOnTheBus, NamesTheCgroupsSectionAsNeedingARestartOnReload) {
   EXPECT_NE(said.find("[cgroups] changed, takes effect after a restart"), std::string::npos) << said;
   EXPECT_NE(daemon_log().find("[cgroups] changed"), std::string::npos) << daemon_log();
   ASSERT_EQ(run({"run", "--wait", "--alloc", "h4", "--task", "here", "--", "/bin/true"}).code, 0);
+}
+
+// Service managers give a soft limit of 1024 fds; the daemon needs a few per task.
+TEST_F(ARunscopedOnTheBus, RaisesItsOwnFdLimitAndGivesTasksTheOriginalOne) {
+  rlimit mine{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &mine), 0);
+  if (mine.rlim_max == mine.rlim_cur || mine.rlim_max == RLIM_INFINITY || mine.rlim_cur > 1024) {
+    rlimit lowered = mine;
+    lowered.rlim_cur = std::min<rlim_t>(1024, mine.rlim_max) - 24;  // below the hard limit either way
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  }
+  rlimit given{};
+  ::getrlimit(RLIMIT_NOFILE, &given);
+  start_daemon();
+  ::setrlimit(RLIMIT_NOFILE, &mine);
+  std::istringstream limits(read_file("/proc/" + std::to_string(daemon_->process().pid()) + "/limits"));
+  std::string soft, hard;
+  for (std::string line; std::getline(limits, line);) {
+    if (line.rfind("Max open files", 0) == 0) std::istringstream(line.substr(14)) >> soft >> hard;
+  }
+  EXPECT_EQ(soft, std::to_string(given.rlim_max));
+  EXPECT_EQ(hard, std::to_string(given.rlim_max));
+  ASSERT_EQ(run({"run", "--wait", "--alloc", "fd", "--task", "ulimit", "--", "/bin/sh", "-c", "ulimit -n"}).code, 0);
+  EXPECT_EQ(run({"logs", "fd", "ulimit"}).out, std::to_string(given.rlim_cur) + "\n");
 }
 
 }  // namespace
