@@ -61,6 +61,25 @@ void Cpusets::reconcile_now() {
   next_full_ = clock_.now() + interval_;
 }
 
+void Cpusets::replan(const config::CpusetConfig& config) {
+  std::lock_guard lock(mutex_);
+  Planner next = make_planner(config, planner_.topology());
+  for (const auto& [task, cpus] : planner_.reservations()) next.restore(task, cpus);
+  for (std::size_t i = 0; i < planner_.shared_tasks(); ++i) next.add_shared_task();
+  try {
+    reconciler_.change(next.desired());
+  } catch (...) {
+    try {
+      reconciler_.change(planner_.desired());
+    } catch (...) {  // the next reconcile retries; the first error is the one to report
+    }
+    throw;
+  }
+  planner_ = std::move(next);
+  interval_ = config.reconcile_interval;
+  next_full_ = clock_.now() + interval_;
+}
+
 CpuSet Cpusets::shared_pool() const {
   std::lock_guard lock(mutex_);
   return planner_.shared_pool();

@@ -7,6 +7,7 @@
 
 #include "common/clock.hpp"
 #include "common/units.hpp"
+#include "config/config.hpp"
 #include "cpuset/planner.hpp"
 #include "cpuset/reconciler.hpp"
 
@@ -32,6 +33,12 @@ class Cpusets {
   // whether it did. The daemon calls it from its timer.
   bool tick();
   void reconcile_now();
+
+  // A reload: a planner with the new reserved CPUs and min_shared that re-adopts every current
+  // reservation and shared task, applied at once. Throws (Error config/conflict/resources, or the
+  // applier's error) and keeps the old plan when the new one cannot hold what runs now.
+  // The reconcile interval changes too. Topology stays the one read at start.
+  void replan(const config::CpusetConfig& config);
 
   CpuSet shared_pool() const;
   DesiredState desired() const;

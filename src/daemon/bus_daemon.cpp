@@ -18,7 +18,9 @@
 #include "cpuset/cpusets.hpp"
 #include "cpuset/systemd_applier.hpp"
 #include "cpuset/topology.hpp"
+#include "daemon/fd_limit.hpp"
 #include "daemon/notify.hpp"
+#include "daemon/reload.hpp"
 #include "daemon/signals.hpp"
 #include "daemon/task_manager.hpp"
 #include "driver/backend_factory.hpp"
@@ -93,24 +95,27 @@ ManagerOptions manager_options(const config::Config& cfg, const driver::ManagerD
   return options;
 }
 
-// SIGHUP: what can change at run time changes; the rest is named as needing a restart.
-void reload(const DaemonArgs& args, config::Config& current) {
+// SIGHUP: a file that does not load changes nothing (the error names FILE:LINE:COLUMN); one that
+// loads is applied by apply_reload, all or nothing. Returns the STATUS= line.
+std::string reload(const DaemonArgs& args, config::Config& current, TaskManager& manager, cpuset::Cpusets* cpusets) {
   config::Config next;
   try {
     next = config::load_config(args.config_path, args.config_given);
   } catch (const std::exception& e) {
-    spdlog::error("reload: keeping the running configuration: {}", e.what());
-    return;
+    spdlog::error("reload refused, running configuration kept: {}", e.what());
+    return "reload refused (bad config), running configuration kept";
   }
-  if (next.daemon.log_level != current.daemon.log_level) set_log_level(next.daemon.log_level);
-  if (!(next.cgroups == current.cgroups)) spdlog::warn("reload: [cgroups] changed; takes effect after a restart");
-  if (!(next.cpuset == current.cpuset)) spdlog::warn("reload: [cpuset] changed; takes effect after a restart");
-  if (!(next.task == current.task)) spdlog::warn("reload: [task] changed; takes effect after a restart");
-  if (next.daemon.state_dir != current.daemon.state_dir) {
-    spdlog::warn("reload: daemon.state_dir changed; takes effect after a restart");
+  ReloadTargets targets{[&manager](const config::TaskConfig& task) { manager.set_task_policy(task); },
+                        set_log_level, cpusets};
+  auto outcome = apply_reload(next, current, targets);
+  if (!outcome.applied) {
+    spdlog::error("{}", outcome.summary());
+  } else if (!outcome.needs_restart.empty()) {
+    spdlog::warn("{}: {}", args.config_path.string(), outcome.summary());
+  } else {
+    spdlog::info("{}: {}", args.config_path.string(), outcome.summary());
   }
-  current.daemon.log_level = next.daemon.log_level;
-  spdlog::info("reloaded {}", args.config_path.string());
+  return outcome.applied ? outcome.summary() : "reload refused, running configuration kept";
 }
 
 // The API connection's event loop, on a thread of ours. sdbus-c++ 1.2's enterEventLoopAsync()
@@ -162,7 +167,7 @@ class BusLoop {
 // Serves until SIGTERM/SIGINT (0) or the loss of the bus (kExitBusLost): signals, the watchdog
 // and cpuset ticks, on this thread.
 int serve(const DaemonArgs& args, config::Config& cfg, DaemonSignals& signals, Notifier& notify,
-          cpuset::Cpusets* cpusets, const BusLoop& bus) {
+          TaskManager& manager, cpuset::Cpusets* cpusets, const BusLoop& bus) {
   auto watchdog = notify.watchdog_interval();
   auto period = watchdog ? std::min<Duration>(*watchdog, kTick) : Duration(kTick);
   for (;;) {
@@ -188,8 +193,7 @@ int serve(const DaemonArgs& args, config::Config& cfg, DaemonSignals& signals, N
         return 0;
       }
       notify.reloading();
-      reload(args, cfg);
-      notify.ready_again();
+      notify.ready_again(reload(args, cfg, manager, cpusets) + "; serving");
     }
   }
 }
@@ -211,7 +215,8 @@ int run(const DaemonArgs& args, config::Config cfg) {
   }
   auto backend = driver::make_backend(cfg, decision, {layout, own});
   auto cpu = make_cpusets(cfg, decision, *backend, layout, own);
-  ExecShimLauncher launcher(default_shim_path());
+  auto service_nofile = raise_fd_limit();
+  ExecShimLauncher launcher(default_shim_path(), service_nofile);
   TaskManager manager(backend->backend(), cpu.cpusets.get(), launcher, system_clock(), manager_options(cfg, decision),
                       [](const std::string& line) { spdlog::info("{}", line); });
   manager.recover();
@@ -225,7 +230,7 @@ int run(const DaemonArgs& args, config::Config cfg) {
                              driver::to_string(decision.kind), tasks));
     spdlog::info("serving {} on the {} bus (manager {}, {} task(s) recovered)", api::kBusName, bus,
                  driver::to_string(decision.kind), tasks);
-    code = serve(args, cfg, signals, notify, cpu.cpusets.get(), loop);
+    code = serve(args, cfg, signals, notify, manager, cpu.cpusets.get(), loop);
     notify.stopping();
   }
   try {

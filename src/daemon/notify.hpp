@@ -16,7 +16,7 @@ class Notifier {
   void ready(const std::string& status);
   void status(const std::string& status);
   void reloading();
-  void ready_again();  // after a reload
+  void ready_again(const std::string& status);  // after a reload
   void stopping();
   void watchdog();
   // Half of $WATCHDOG_USEC when the unit set WatchdogSec= (and it is meant for this pid).

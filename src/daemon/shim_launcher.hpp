@@ -3,11 +3,13 @@
 // tests can replace.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 
 #include "cgroup/cgroup.hpp"
 #include "common/clock.hpp"
@@ -34,12 +36,15 @@ class ShimLauncher {
 
 class ExecShimLauncher final : public ShimLauncher {
  public:
-  explicit ExecShimLauncher(std::filesystem::path binary) : binary_(std::move(binary)) {}
+  // `child_nofile`: the RLIMIT_NOFILE each shim (and so its task) gets instead of the daemon's own.
+  explicit ExecShimLauncher(std::filesystem::path binary, std::optional<rlimit> child_nofile = std::nullopt)
+      : binary_(std::move(binary)), child_nofile_(child_nofile) {}
   LaunchedShim launch(const std::filesystem::path& task_dir, cgroup::TaskCgroup& cg,
                       const Deadline& deadline) override;
 
  private:
   std::filesystem::path binary_;
+  std::optional<rlimit> child_nofile_;
 };
 
 // The shim's path next to the running binary, else the install location.

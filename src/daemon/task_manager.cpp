@@ -118,7 +118,7 @@ void TaskManager::shutdown(bool leave_running) {
     }
     for (auto& t : all) {
       OpLock op(*this, t);
-      if (!t->finished) stop_locked(t, options_.kill_timeout);
+      if (!t->finished) stop_locked(t, kill_timeout_for(*t));
     }
   }
   {
@@ -153,13 +153,22 @@ TaskManager::TaskPtr TaskManager::find(const TaskId& id, const Caller& caller) c
   return it->second;
 }
 
+void TaskManager::set_task_policy(const config::TaskConfig& task) {
+  std::lock_guard lock(mutex_);
+  options_.denied_uids = task.denied_uids;
+  options_.kill_signal = task.kill_signal;
+  options_.kill_timeout = task.kill_timeout;
+}
+
+Duration TaskManager::kill_timeout_for(const Task& task) const {
+  std::lock_guard lock(mutex_);
+  return task.record.info.spec.kill_timeout.value_or(options_.kill_timeout);
+}
+
 TaskId TaskManager::start(const driver::TaskSpec& spec, const Caller& caller) {
   driver::default_catalog().validate(spec);
   auto creds = run_as(spec, caller);
   uid_t uid = creds ? creds->uid : 0;
-  if (std::find(options_.denied_uids.begin(), options_.denied_uids.end(), uid) != options_.denied_uids.end()) {
-    throw Error(ErrorKind::permission, "uid " + std::to_string(uid) + " is in [task] denied_uids");
-  }
   if (spec.resources.cores && !cpusets_) {
     throw Error(ErrorKind::unsupported, "resources.cores: this daemon runs without the cpuset reconciler");
   }
@@ -173,6 +182,10 @@ TaskId TaskManager::start(const driver::TaskSpec& spec, const Caller& caller) {
   {
     std::lock_guard lock(mutex_);
     if (stopping_) throw Error(ErrorKind::conflict, "the daemon is shutting down");
+    // Under the lock: a reload may change the list at any time.
+    if (std::find(options_.denied_uids.begin(), options_.denied_uids.end(), uid) != options_.denied_uids.end()) {
+      throw Error(ErrorKind::permission, "uid " + std::to_string(uid) + " is in [task] denied_uids");
+    }
     auto it = tasks_.find(id);
     if (it != tasks_.end()) {
       if (!is_final(it->second->record.info.state)) throw Error(ErrorKind::conflict, "task " + id.display() + " exists");
@@ -298,7 +311,7 @@ void TaskManager::stop(const TaskId& id, std::optional<Duration> timeout, const 
   auto task = find(id, caller);
   OpLock op(*this, task);
   if (task->finished) return;
-  stop_locked(task, timeout.value_or(task->record.info.spec.kill_timeout.value_or(options_.kill_timeout)));
+  stop_locked(task, timeout ? *timeout : kill_timeout_for(*task));
 }
 
 void TaskManager::signal(const TaskId& id, int sig, const Caller& caller) {

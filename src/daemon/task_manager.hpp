@@ -58,6 +58,9 @@ class TaskManager final : public TaskService {
   void recover();
   // Stops watching; leave_running=false also stops every task first.
   void shutdown(bool leave_running = true);
+  // A reload's [task] section: denied_uids for every start from now on; kill_signal and
+  // kill_timeout for every stop from now on of a task whose spec names none.
+  void set_task_policy(const config::TaskConfig& task);
 
   TaskId start(const driver::TaskSpec& spec, const Caller& caller) override;
   void stop(const TaskId& id, std::optional<Duration> timeout, const Caller& caller) override;
@@ -96,6 +99,7 @@ class TaskManager final : public TaskService {
   std::optional<TaskRecord> rebuild_record(const std::filesystem::path& dir, const std::string& why);
   void remove_unowned_cgroups();
   void log(const std::string& line) const;
+  Duration kill_timeout_for(const Task& task) const;  // takes mutex_
 
   cgroup::Backend& backend_;
   cpuset::Cpusets* cpusets_;

@@ -2,9 +2,11 @@
 // runscope-test-<pid>-..., a temp state dir), driven by the real `runscope` CLI.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -31,9 +33,22 @@ class ARunscopedOnTheBus : public ::testing::Test {
     bus_ = std::make_unique<testing::PrivateBus>();
     notify_ = std::make_unique<testing::NotifySocket>(tmp_.path());
     config_ = tmp_.path() / "runscope.toml";
-    std::ofstream(config_) << "[cgroups]\nmanager = \"cgroupfs\"\nparent = \"" << env_->parent << "\"\n"
-                           << "[daemon]\nstate_dir = \"" << (tmp_.path() / "state").string() << "\"\n";
+    write_config("");
   }
+  // The test's config plus `extra` (whole tables, e.g. "[task]\ndenied_uids = [0]\n").
+  void write_config(const std::string& extra) {
+    std::ofstream(config_) << "[cgroups]\nmanager = \"cgroupfs\"\nparent = \"" << env_->parent << "\"\n"
+                           << "[daemon]\nstate_dir = \"" << (tmp_.path() / "state").string() << "\"\n"
+                           << extra;
+  }
+  // SIGHUP, then the READY=1 that ends the reload; returns every notify datagram seen.
+  std::string reload() {
+    daemon_->process().signal(SIGHUP);
+    auto said = notify_->wait_for("READY=1", 30s);
+    EXPECT_TRUE(said) << read_file(tmp_.path() / "daemon.log");
+    return said.value_or("");
+  }
+  std::string daemon_log() { return read_file_if_exists(tmp_.path() / "daemon.log").value_or(""); }
   void TearDown() override {
     if (!env_) return;
     if (daemon_) {
@@ -148,6 +163,82 @@ TEST_F(ARunscopedOnTheBus, RefusesABadConfigWithExit78AndTouchesNothing) {
   for (const auto& [controller, mount] : env_->layout.v1_mounts) {
     EXPECT_FALSE(fs::exists(mount / fs::path(env_->own.at(controller)).relative_path() / env_->parent)) << controller;
   }
+}
+
+TEST_F(ARunscopedOnTheBus, RefusesANewlyDeniedUidAfterSighupAndAllowsItAgainWhenLifted) {
+  start_daemon();
+  ASSERT_EQ(run({"run", "--wait", "--alloc", "h1", "--task", "before", "--", "/bin/true"}).code, 0);
+  write_config("[task]\ndenied_uids = [0]\n");
+  auto said = reload();
+  EXPECT_NE(said.find("RELOADING=1"), std::string::npos) << said;
+  EXPECT_NE(said.find("STATUS=reloaded [task]"), std::string::npos) << said;
+  auto refused = run({"run", "--alloc", "h1", "--task", "denied", "--", "/bin/true"});
+  EXPECT_EQ(refused.code, 126) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("denied_uids"), std::string::npos) << refused.err;
+
+  write_config("");
+  reload();
+  EXPECT_EQ(run({"run", "--wait", "--alloc", "h1", "--task", "after", "--", "/bin/true"}).code, 0);
+}
+
+TEST_F(ARunscopedOnTheBus, KeepsTheRunningConfigWhenTheNewFileIsBadAndNamesFileAndLine) {
+  write_config("[task]\ndenied_uids = [0]\n");
+  start_daemon();
+  write_config("[task]\nkill_timeout = \"soon\"\n");  // the value is on line 7
+  auto said = reload();
+  EXPECT_NE(said.find("reload refused"), std::string::npos) << said;
+  EXPECT_NE(daemon_log().find(config_.string() + ":7"), std::string::npos) << daemon_log();
+  EXPECT_EQ(run({"run", "--alloc", "h2", "--task", "still-denied", "--", "/bin/true"}).code, 126);
+  EXPECT_EQ(run({"ps"}).code, 0);
+}
+
+TEST_F(ARunscopedOnTheBus, StopsWithTheKillSignalOfTheReloadedConfig) {
+  start_daemon();
+  // USR1 is the only way out with code 7: it is the reloaded kill_signal that stopped it.
+  ASSERT_EQ(run({"run", "--alloc", "h3", "--task", "trap", "--", "/bin/sh", "-c",
+                 "trap 'exit 7' USR1; echo up; while :; do sleep 0.1; done"})
+                .code,
+            0);
+  ASSERT_TRUE(testing::wait_until([&] { return run({"logs", "h3", "trap"}).out == "up\n"; }, 30s));
+  write_config("[task]\nkill_signal = \"SIGUSR1\"\nkill_timeout = \"20s\"\n");
+  reload();
+  EXPECT_EQ(run({"stop", "h3", "trap"}).code, 0);
+  auto inspected = nlohmann::json::parse(run({"inspect", "h3", "trap"}).out);
+  EXPECT_EQ(inspected["exit_code"], 7) << inspected.dump();
+}
+
+TEST_F(ARunscopedOnTheBus, NamesTheCgroupsSectionAsNeedingARestartOnReload) {
+  start_daemon();
+  std::ofstream(config_) << "[cgroups]\nmanager = \"cgroupfs\"\nparent = \"" << env_->parent << "-moved\"\n"
+                         << "[daemon]\nstate_dir = \"" << (tmp_.path() / "state").string() << "\"\n";
+  auto said = reload();
+  EXPECT_NE(said.find("[cgroups] changed, takes effect after a restart"), std::string::npos) << said;
+  EXPECT_NE(daemon_log().find("[cgroups] changed"), std::string::npos) << daemon_log();
+  ASSERT_EQ(run({"run", "--wait", "--alloc", "h4", "--task", "here", "--", "/bin/true"}).code, 0);
+}
+
+// Service managers give a soft limit of 1024 fds; the daemon needs a few per task.
+TEST_F(ARunscopedOnTheBus, RaisesItsOwnFdLimitAndGivesTasksTheOriginalOne) {
+  rlimit mine{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &mine), 0);
+  if (mine.rlim_max == mine.rlim_cur || mine.rlim_max == RLIM_INFINITY || mine.rlim_cur > 1024) {
+    rlimit lowered = mine;
+    lowered.rlim_cur = std::min<rlim_t>(1024, mine.rlim_max) - 24;  // below the hard limit either way
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  }
+  rlimit given{};
+  ::getrlimit(RLIMIT_NOFILE, &given);
+  start_daemon();
+  ::setrlimit(RLIMIT_NOFILE, &mine);
+  std::istringstream limits(read_file("/proc/" + std::to_string(daemon_->process().pid()) + "/limits"));
+  std::string soft, hard;
+  for (std::string line; std::getline(limits, line);) {
+    if (line.rfind("Max open files", 0) == 0) std::istringstream(line.substr(14)) >> soft >> hard;
+  }
+  EXPECT_EQ(soft, std::to_string(given.rlim_max));
+  EXPECT_EQ(hard, std::to_string(given.rlim_max));
+  ASSERT_EQ(run({"run", "--wait", "--alloc", "fd", "--task", "ulimit", "--", "/bin/sh", "-c", "ulimit -n"}).code, 0);
+  EXPECT_EQ(run({"logs", "fd", "ulimit"}).out, std::to_string(given.rlim_cur) + "\n");
 }
 
 }  // namespace

@@ -271,5 +271,63 @@ TEST(TheCpusets, StayConsistentUnderConcurrentReservesAndReleases) {
   EXPECT_EQ(fake.shared.to_string(), "0-31");
 }
 
+config::CpusetConfig cpuset_config(const char* reservable, const char* reserved, unsigned min_shared) {
+  config::CpusetConfig c;
+  c.reservable_cores = CpuSet::parse(reservable);
+  c.reserved_cores = CpuSet::parse(reserved);
+  c.min_shared_cores = min_shared;
+  return c;
+}
+
+TEST(TheCpusets, ReplanWithNewReservedCoresKeepingEveryReservation) {
+  StrictApplier fake;
+  FakeClock clock;
+  Cpusets c(Planner(Topology::synthetic(1, 8, 1), CpuSet::parse("0-7"), {}, 1), fake, clock, std::chrono::seconds(30));
+  c.start();
+  auto mine = c.reserve(task(1), 2);
+  c.add_shared_task();
+  auto next = cpuset_config("0-7", (mine & CpuSet::parse("0")).empty() ? "0" : "7", 2);
+  c.replan(next);
+  EXPECT_EQ(c.desired().tasks.at(task(1)), mine);
+  EXPECT_EQ(fake.reserved, c.desired().reserved);
+  EXPECT_EQ(fake.shared, c.shared_pool());
+  EXPECT_EQ(c.shared_pool().size(), 5u);  // 8 - 1 kept for the system - 2 reserved
+  EXPECT_THROW(c.reserve(task(2), 4), Error);  // min_shared 2 of the 5 stay shared now
+}
+
+TEST(TheCpusets, RefuseAReplanThatCannotHoldTheCurrentReservationsAndKeepTheOldPlan) {
+  StrictApplier fake;
+  FakeClock clock;
+  Cpusets c(Planner(Topology::synthetic(1, 4, 1), CpuSet::parse("0-3"), {}, 1), fake, clock, std::chrono::seconds(30));
+  c.start();
+  auto mine = c.reserve(task(1), 2);
+  c.add_shared_task();
+  auto before = c.desired();
+  try {
+    c.replan(cpuset_config("0-3", mine.to_string().c_str(), 1));  // the system wants the task's CPUs
+    ADD_FAILURE() << "accepted reserved cores a task holds";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr(task(1).display()));
+  }
+  EXPECT_THROW(c.replan(cpuset_config("0-3", "", 3)), Error);  // 2 left for shared tasks, 3 asked for
+  EXPECT_EQ(c.desired().tasks, before.tasks);
+  EXPECT_EQ(c.shared_pool(), before.shared);
+  EXPECT_EQ(fake.shared, before.shared);
+}
+
+TEST(TheCpusets, TakeANewReconcileIntervalOnReplan) {
+  StrictApplier fake;
+  FakeClock clock;
+  Cpusets c(Planner(Topology::synthetic(1, 4, 1), CpuSet::parse("0-3"), {}, 1), fake, clock, std::chrono::seconds(30));
+  c.start();
+  auto next = cpuset_config("0-3", "", 1);
+  next.reconcile_interval = std::chrono::seconds(5);
+  c.replan(next);
+  clock.advance(std::chrono::seconds(4));
+  EXPECT_FALSE(c.tick());
+  clock.advance(std::chrono::seconds(1));
+  EXPECT_TRUE(c.tick());
+}
+
 }  // namespace
 }  // namespace runscope::cpuset

@@ -1,0 +1,167 @@
+// The client side of bench/daemon-bench.sh: drives a running runscoped over its bus and prints
+// one `key=value` line per figure (the script makes the table). Not a test: it asserts nothing.
+//   daemon_bench --bus ADDRESS --daemon-pid PID --shim PATH [--starts N] [--in-flight K]
+//                [--rss-tasks M] [--prefix NAME]
+// Phases: daemon RSS idle; N starts of /bin/true with K calls in flight (starts/s, then each
+// destroyed); M tasks of `sleep 600` (daemon RSS, each shim's RSS and PSS), then all killed.
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "api/client.hpp"
+
+using namespace runscope;
+namespace fs = std::filesystem;
+using Steady = std::chrono::steady_clock;
+
+namespace {
+
+struct Options {
+  std::string bus, shim, prefix = "daemon";
+  pid_t daemon_pid = 0;
+  int starts = 500, in_flight = 32, rss_tasks = 1000;
+};
+
+// A field of /proc/PID/status or smaps_rollup in KiB ("VmRSS:", "Pss:"); 0 if unreadable.
+long kib(pid_t pid, const char* file, const char* field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/" + file);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field, 0) == 0) return std::strtol(line.c_str() + std::strlen(field), nullptr, 10);
+  return 0;
+}
+
+std::vector<pid_t> pids_running(const std::string& exe) {
+  std::vector<pid_t> out;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    std::error_code ec;
+    auto target = fs::read_symlink(entry.path() / "exe", ec);
+    if (!ec && target == exe) out.push_back(static_cast<pid_t>(std::stol(entry.path().filename())));
+  }
+  return out;
+}
+
+std::string spec(const std::string& alloc, int i, const std::vector<std::string>& argv) {
+  nlohmann::json config{{"command", argv.front()}, {"args", std::vector<std::string>(argv.begin() + 1, argv.end())}};
+  return nlohmann::json{{"alloc", alloc}, {"task", "t" + std::to_string(i)}, {"driver", "raw_exec"},
+                        {"config", config}, {"log", {{"target", "file"}}}}
+      .dump();
+}
+
+// Runs `body(i)` for i in [0, n) on `workers` threads, one bus connection each; returns seconds.
+template <typename Body>
+double fan_out(const Options& o, int n, int workers, Body body) {
+  std::atomic<int> next{0}, failed{0};
+  auto t0 = Steady::now();
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w) {
+    threads.emplace_back([&] {
+      api::ManagerClient client(o.bus);
+      for (int i; (i = next++) < n;) {
+        try {
+          body(client, i);
+        } catch (const std::exception& e) {
+          if (failed++ < 3) std::fprintf(stderr, "call %d failed: %s\n", i, e.what());
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  if (failed) std::fprintf(stderr, "%d of %d calls failed\n", failed.load(), n);
+  return std::chrono::duration<double>(Steady::now() - t0).count();
+}
+
+void print(const Options& o, const char* key, double value) { std::printf("%s_%s=%.3f\n", o.prefix.c_str(), key, value); }
+
+void starts(const Options& o) {
+  std::string alloc = "bench-starts-" + std::to_string(::getpid());
+  double s = fan_out(o, o.starts, o.in_flight,
+                     [&](api::ManagerClient& c, int i) { c.start(spec(alloc, i, {"/bin/true"})); });
+  print(o, "starts", o.starts);
+  print(o, "starts_in_flight", o.in_flight);
+  print(o, "starts_seconds", s);
+  print(o, "starts_per_s", o.starts / s);
+  // They end by themselves; destroy waits for nothing but their cleanup.
+  fan_out(o, o.starts, o.in_flight, [&](api::ManagerClient& c, int i) {
+    TaskId id(alloc, "t" + std::to_string(i));
+    for (int tries = 0; tries < 100 && c.inspect(id).at("state") == "running"; ++tries)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    c.destroy(id);
+  });
+}
+
+void resident(const Options& o) {
+  std::string alloc = "bench-rss-" + std::to_string(::getpid());
+  double s = fan_out(o, o.rss_tasks, o.in_flight,
+                     [&](api::ManagerClient& c, int i) { c.start(spec(alloc, i, {"/bin/sleep", "600"})); });
+  print(o, "rss_tasks", o.rss_tasks);
+  print(o, "rss_tasks_start_seconds", s);
+  print(o, "rss_busy_kib", kib(o.daemon_pid, "status", "VmRSS:"));
+  auto shims = pids_running(o.shim);
+  long rss_sum = 0, rss_max = 0, pss_sum = 0;
+  for (pid_t p : shims) {
+    long r = kib(p, "status", "VmRSS:");
+    rss_sum += r;
+    rss_max = std::max(rss_max, r);
+    pss_sum += kib(p, "smaps_rollup", "Pss:");
+  }
+  print(o, "shims", static_cast<double>(shims.size()));
+  print(o, "shim_rss_avg_kib", shims.empty() ? 0 : double(rss_sum) / shims.size());
+  print(o, "shim_rss_max_kib", rss_max);
+  print(o, "shim_pss_avg_kib", shims.empty() ? 0 : double(pss_sum) / shims.size());
+  double stop_s = fan_out(o, o.rss_tasks, o.in_flight, [&](api::ManagerClient& c, int i) {
+    TaskId id(alloc, "t" + std::to_string(i));
+    c.stop(id, Duration::zero());
+    c.destroy(id);
+  });
+  print(o, "rss_tasks_stop_seconds", stop_s);
+  print(o, "rss_after_kib", kib(o.daemon_pid, "status", "VmRSS:"));
+}
+
+bool parse(int argc, char** argv, Options& o) {
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--bus") o.bus = v;
+    else if (k == "--shim") o.shim = v;
+    else if (k == "--prefix") o.prefix = v;
+    else if (k == "--daemon-pid") o.daemon_pid = std::stoi(v);
+    else if (k == "--starts") o.starts = std::stoi(v);
+    else if (k == "--in-flight") o.in_flight = std::stoi(v);
+    else if (k == "--rss-tasks") o.rss_tasks = std::stoi(v);
+    else return false;
+  }
+  return !o.bus.empty() && o.daemon_pid > 0 && !o.shim.empty() && argc % 2 == 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  if (!parse(argc, argv, o)) {
+    std::fprintf(stderr, "usage: %s --bus ADDRESS --daemon-pid PID --shim PATH [--starts N] [--in-flight K] "
+                         "[--rss-tasks M] [--prefix NAME]\n", argv[0]);
+    return 2;
+  }
+  o.shim = fs::weakly_canonical(o.shim).string();  // as /proc/PID/exe shows it
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  try {
+    print(o, "rss_idle_kib", kib(o.daemon_pid, "status", "VmRSS:"));
+    if (o.starts > 0) starts(o);
+    if (o.rss_tasks > 0) resident(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "daemon_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,34 @@
+// SIGHUP: what runscoped can change while tasks run, applied all at once or not at all.
+// Live: [daemon] log_level, [task] (denied_uids, kill_signal, kill_timeout) and [cpuset] (a
+// re-plan that must hold every current reservation). Restart-only: [cgroups] and
+// [daemon] state_dir, which name where tasks and their state already live.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "cpuset/cpusets.hpp"
+
+namespace runscope::daemon {
+
+struct ReloadTargets {
+  std::function<void(const config::TaskConfig&)> set_task_policy;
+  std::function<void(const std::string&)> set_log_level;
+  cpuset::Cpusets* cpusets = nullptr;  // null: cpusets are off on this host
+};
+
+struct ReloadOutcome {
+  bool applied = false;                    // false: refused, `current` unchanged
+  std::string refused;                     // why, when refused
+  std::vector<std::string> changed;        // what took effect: "log_level", "[task]", "[cpuset]"
+  std::vector<std::string> needs_restart;  // "[cgroups]", "daemon.state_dir"
+  std::string summary() const;             // one line for the log and STATUS=
+};
+
+// Applies `next` over `current`; on success `current` holds what now runs (restart-only sections
+// keep their running values, so the next reload names them again).
+ReloadOutcome apply_reload(const config::Config& next, config::Config& current, const ReloadTargets& targets);
+
+}  // namespace runscope::daemon
