@@ -1,6 +1,7 @@
 #include "daemon/bus_daemon.hpp"
 
 #include <poll.h>
+#include <sys/resource.h>
 
 #include <sdbus-c++/sdbus-c++.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -151,7 +152,11 @@ int run(const DaemonArgs& args, config::Config cfg) {
   }
   auto backend = driver::make_backend(cfg, decision, {layout, own});
   auto cpu = make_cpusets(cfg, decision, *backend, layout, own);
-  ExecShimLauncher launcher(default_shim_path());
+  auto task_nofile = raise_fd_limit();
+  rlimit nofile{};
+  ::getrlimit(RLIMIT_NOFILE, &nofile);
+  spdlog::info("open file limit {} (about 7 fds per task on cgroup v1, 1-2 on the systemd path)", nofile.rlim_cur);
+  ExecShimLauncher launcher(default_shim_path(), task_nofile);
   TaskManager manager(backend->backend(), cpu.cpusets.get(), launcher, system_clock(), manager_options(cfg, decision),
                       [](const std::string& line) { spdlog::info("{}", line); });
   manager.recover();

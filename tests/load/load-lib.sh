@@ -17,11 +17,11 @@ load_check_host_limits() {
   live=$(awk '{split($4, a, "/"); print a[2]}' /proc/loadavg)
   need=$((2 * n + 512))
   echo "    limits: pid_max=$pid_max threads-max=$threads_max live threads=$live need about $need more;" \
-       "nofile hard=$(ulimit -Hn) (the daemon holds about 7 fds per task on v1)"
+       "nofile hard=$(ulimit -Hn) (the daemon holds one fd per running task)"
   [ $((live + need)) -lt "$pid_max" ] || load_fail "pid_max $pid_max leaves no room for $need more processes"
   [ $((live + need)) -lt "$threads_max" ] || load_fail "threads-max $threads_max is too low for $need more"
-  [ $((8 * n + 1024)) -le "$(cat /proc/sys/fs/nr_open)" ] ||
-    load_fail "fs.nr_open $(cat /proc/sys/fs/nr_open) is below the daemon's 8 fds per task"
+  [ $((n + 2048)) -le "$(cat /proc/sys/fs/nr_open)" ] ||
+    load_fail "fs.nr_open $(cat /proc/sys/fs/nr_open) is below the daemon's fd per task"
   avail_kb=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
   [ "$avail_kb" -gt $((n * 512)) ] || load_fail "MemAvailable ${avail_kb} kB: less than 512 kB per task"
 }
@@ -144,10 +144,10 @@ load_inner() {
   cli=$(load_bin "$build" runscope)
   shim=$(load_bin "$build" runscope-shim)
   mkdir -p "$work/state"
-  # The daemon holds about 7 fds per task on v1 (pidfd + a folder per hierarchy): this shell's
-  # hard limit is raised for the daemon only, and the soft one left at the usual 1024, so the run
+  # The daemon holds one fd per running task (the shim's pidfd; cgroups are closed while tasks
+  # run): the hard limit must leave room, and the soft one is left at the usual 1024, so the run
   # also shows that runscoped raises its own soft limit (as it must under systemd's default).
-  local want=$((8 * n + 1024))
+  local want=$((n + 2048))
   if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$want" ]; then
     ulimit -Hn "$want" || load_fail "cannot raise the hard RLIMIT_NOFILE to $want"
   fi
