@@ -83,6 +83,7 @@ ManagerOptions manager_options(const config::Config& cfg, const driver::ManagerD
   options.kill_signal = cfg.task.kill_signal;
   options.kill_timeout = cfg.task.kill_timeout;
   options.journal_logs = decision.kind == driver::ManagerKind::systemd;
+  options.release_cgroups = true;  // a v1 task's cgroup holds 6 fds: closed while the task runs
   return options;
 }
 
