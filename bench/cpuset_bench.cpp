@@ -157,6 +157,10 @@ int main(int argc, char** argv) {
       std::printf("%6d | %14.1f %12.1f %11.1f | %16.1f %14.1f | %7.1fx\n", r.n, r.ours_us, r.ours_files,
                   r.ours_reads, r.ref_us, r.ref_files, r.ref_us / r.ours_us);
     }
+    for (const auto& r : rows) {
+      std::printf("cpuset n=%d ours_us=%.1f ours_files=%.1f ref_us=%.1f ref_files=%.1f speedup=%.1f\n", r.n, r.ours_us,
+                  r.ours_files, r.ref_us, r.ref_files, r.ref_us / r.ours_us);
+    }
     if (rows.size() >= 2)
       std::printf("partitions: N=%d costs %.2fx of N=%d\n", rows.back().n, rows.back().ours_us / rows.front().ours_us,
                   rows.front().n);

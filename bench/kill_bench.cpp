@@ -96,6 +96,15 @@ void print(const std::vector<Row>& rows) {
     std::printf("%-34s %6zu %10.1f %10.1f %10.1f %s\n", row.name.c_str(), row.ms.size(), row.ms[row.ms.size() / 2],
                 row.ms.front(), row.ms.back(), row.note.c_str());
   }
+  // One machine-readable line per measured method (bench/run-all.sh reads them).
+  for (auto row : rows) {
+    if (row.ms.empty()) continue;
+    std::sort(row.ms.begin(), row.ms.end());
+    bool kill_file = row.name.find("cgroup.kill") != std::string::npos;
+    std::string key = row.name.substr(0, 2) + (kill_file ? "_cgroup_kill" : "_freeze");
+    std::printf("kill method=%s rounds=%zu median_ms=%.1f min_ms=%.1f max_ms=%.1f\n", key.c_str(), row.ms.size(),
+                row.ms[row.ms.size() / 2], row.ms.front(), row.ms.back());
+  }
 }
 
 }  // namespace

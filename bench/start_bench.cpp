@@ -1,6 +1,9 @@
 // Start-to-exit of /bin/true through the runner API on this host's cgroupfs (v1 on hybrid and
 // legacy hosts), versus a bare fork+exec+wait in the same run. Target: runner p50 within 1.5x.
-// Usage (root): start_bench [ITERATIONS]. Uses a relative parent runscope-bench-<pid>, removed after.
+// Usage (root): start_bench [ITERATIONS] [--running N]. Uses a relative parent runscope-bench-<pid>,
+// removed after. --running N first starts N `sleep` tasks through the same runner (each in its own
+// cgroup) and keeps them running while it measures: start latency against tasks already there.
+// Besides the table it prints one `start key=value...` line (bench/run-all.sh reads it).
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -115,7 +118,12 @@ void remove_parent(const cgroup::HostLayout& layout, const std::string& parent) 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int iterations = argc > 1 ? std::stoi(argv[1]) : 300;
+  int iterations = 300, running = 0;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--running" && i + 1 < argc) running = std::stoi(argv[++i]);
+    else iterations = std::stoi(a);
+  }
   if (::geteuid() != 0) {
     std::fprintf(stderr, "start_bench: needs root (it makes cgroups)\n");
     return 1;
@@ -134,6 +142,10 @@ int main(int argc, char** argv) {
   const std::string cgroupfs = "runner, cgroupfs " + std::string(cgroup::to_string(layout.version()));
   Row bare{"bare fork+exec+wait", {}}, runner{cgroupfs + ", removed", {}}, status{cgroupfs + ", status", {}},
       plain{"runner, no_cgroups", {}}, empty{"cgroup create+destroy", {}};
+  driver::SpawnSpec idle;
+  idle.argv = {"/bin/sleep", "3600"};
+  std::vector<std::unique_ptr<driver::RunningTask>> background;
+  for (int i = 0; i < running; ++i) background.push_back(with_cgroups.start(TaskId("bench", "bg" + std::to_string(i)), {}, idle));
   auto time = [](Row& row, const std::function<void()>& f) {
     auto start = Steady::now();
     f();
@@ -147,11 +159,13 @@ int main(int argc, char** argv) {
     time(plain, [&] { without_cgroups.start(TaskId("bench", "p"), {}, spec)->wait(); });
     time(empty, [&] { backend->create(TaskId("bench", "e"), {})->destroy(Deadline(system_clock(), std::chrono::seconds(10))); });
   }
+  for (auto& task : background) task->stop();
+  background.clear();
   backend.reset();
   remove_parent(layout, parent);
 
-  std::printf("start-to-exit of %s, %d runs each, host mode %s\n\n", kTrue, iterations,
-              std::string(cgroup::to_string(layout.mode)).c_str());
+  std::printf("start-to-exit of %s, %d runs each, %d tasks already running, host mode %s\n\n", kTrue, iterations,
+              running, std::string(cgroup::to_string(layout.mode)).c_str());
   std::printf("| %-32s | %9s | %9s | %8s |\n", "path", "p50 ms", "p90 ms", "p50 / bare");
   std::printf("|%s|%s|%s|%s|\n", std::string(34, '-').c_str(), std::string(11, '-').c_str(),
               std::string(11, '-').c_str(), std::string(12, '-').c_str());
@@ -160,5 +174,9 @@ int main(int argc, char** argv) {
     double p50 = row->percentile(0.5);
     std::printf("| %-32s | %9.3f | %9.3f | %9.2fx |\n", row->name.c_str(), p50, row->percentile(0.9), p50 / base);
   }
+  std::printf("start running=%d iterations=%d bare_p50_ms=%.3f status_p50_ms=%.3f removed_p50_ms=%.3f "
+              "plain_p50_ms=%.3f cgroup_p50_ms=%.3f ratio_status=%.3f\n",
+              running, iterations, base, status.percentile(0.5), runner.percentile(0.5), plain.percentile(0.5),
+              empty.percentile(0.5), status.percentile(0.5) / base);
   return 0;
 }

@@ -217,5 +217,9 @@ int main() {
   std::printf("%-34s %10.3f %12.1f\n", "runscope SystemdBackend", mine_s, kThroughputTasks / mine_s);
   std::printf("%-34s %10.3f %12.1f\n", "bare StartTransientUnit (ceiling)", bare_s, kThroughputTasks / bare_s);
   std::printf("ratio: %.3f of the ceiling (target >= 0.6)\n", bare_s / mine_s);
+  std::printf("systemd version=%s ours_p50_ms=%.2f systemd_run_p50_ms=%.2f latency_ratio=%.3f tasks=%d inflight=%d "
+              "ours_s=%.3f ceiling_s=%.3f ours_per_s=%.1f ceiling_per_s=%.1f throughput_ratio=%.3f\n",
+              manager.version().substr(0, manager.version().find(' ')).c_str(), ours.p50, base.p50, ours.p50 / base.p50, kThroughputTasks, kInFlight, mine_s,
+              bare_s, kThroughputTasks / mine_s, kThroughputTasks / bare_s, bare_s / mine_s);
   return 0;
 }

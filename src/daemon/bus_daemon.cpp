@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <mutex>
@@ -18,7 +19,6 @@
 #include "cpuset/cpusets.hpp"
 #include "cpuset/systemd_applier.hpp"
 #include "cpuset/topology.hpp"
-#include "daemon/fd_limit.hpp"
 #include "daemon/notify.hpp"
 #include "daemon/reload.hpp"
 #include "daemon/signals.hpp"
@@ -92,6 +92,7 @@ ManagerOptions manager_options(const config::Config& cfg, const driver::ManagerD
   options.kill_signal = cfg.task.kill_signal;
   options.kill_timeout = cfg.task.kill_timeout;
   options.journal_logs = decision.kind == driver::ManagerKind::systemd;
+  options.release_cgroups = true;  // a v1 task's cgroup holds 6 fds: closed while the task runs
   return options;
 }
 
@@ -215,8 +216,11 @@ int run(const DaemonArgs& args, config::Config cfg) {
   }
   auto backend = driver::make_backend(cfg, decision, {layout, own});
   auto cpu = make_cpusets(cfg, decision, *backend, layout, own);
-  auto service_nofile = raise_fd_limit();
-  ExecShimLauncher launcher(default_shim_path(), service_nofile);
+  auto task_nofile = raise_fd_limit();
+  rlimit nofile{};
+  ::getrlimit(RLIMIT_NOFILE, &nofile);
+  spdlog::info("open file limit {} (about 7 fds per task on cgroup v1, 1-2 on the systemd path)", nofile.rlim_cur);
+  ExecShimLauncher launcher(default_shim_path(), task_nofile);
   TaskManager manager(backend->backend(), cpu.cpusets.get(), launcher, system_clock(), manager_options(cfg, decision),
                       [](const std::string& line) { spdlog::info("{}", line); });
   manager.recover();

@@ -54,7 +54,7 @@ void kill_and_reap(pid_t pid, int pidfd) {
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  if (nofile) ::setrlimit(RLIMIT_NOFILE, nofile);
+  if (nofile != nullptr) ::setrlimit(RLIMIT_NOFILE, nofile);  // the task gets the usual limit
   ::execv(argv[0], argv);
   ::_exit(127);
 }
@@ -76,7 +76,7 @@ LaunchedShim ExecShimLauncher::launch(const fs::path& task_dir, cgroup::TaskCgro
 
   pid_t pid = ::fork();
   if (pid < 0) throw_system_error("fork runscope-shim");
-  if (pid == 0) exec_shim(argv.data(), theirs.get(), cgroup_fd, devnull.get(), child_nofile_ ? &*child_nofile_ : nullptr);
+  if (pid == 0) exec_shim(argv.data(), theirs.get(), cgroup_fd, devnull.get(), task_nofile_ ? &*task_nofile_ : nullptr);
   theirs.reset();
   LaunchedShim shim;
   shim.pid = pid;
@@ -123,6 +123,15 @@ LaunchedShim ExecShimLauncher::launch(const fs::path& task_dir, cgroup::TaskCgro
     kill_and_reap(pid, shim.pidfd.get());
     throw;
   }
+}
+
+std::optional<rlimit> raise_fd_limit() noexcept {
+  rlimit original{};
+  if (::getrlimit(RLIMIT_NOFILE, &original) < 0 || original.rlim_cur >= original.rlim_max) return std::nullopt;
+  rlimit raised = original;
+  raised.rlim_cur = original.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &raised) < 0) return std::nullopt;
+  return original;
 }
 
 fs::path default_shim_path() {

@@ -36,16 +36,22 @@ class ShimLauncher {
 
 class ExecShimLauncher final : public ShimLauncher {
  public:
-  // `child_nofile`: the RLIMIT_NOFILE each shim (and so its task) gets instead of the daemon's own.
-  explicit ExecShimLauncher(std::filesystem::path binary, std::optional<rlimit> child_nofile = std::nullopt)
-      : binary_(std::move(binary)), child_nofile_(child_nofile) {}
+  // `task_nofile`: the RLIMIT_NOFILE the shim (and so the task) starts with, when the daemon
+  // raised its own (raise_fd_limit); unset: inherited as is.
+  explicit ExecShimLauncher(std::filesystem::path binary, std::optional<rlimit> task_nofile = std::nullopt)
+      : binary_(std::move(binary)), task_nofile_(task_nofile) {}
   LaunchedShim launch(const std::filesystem::path& task_dir, cgroup::TaskCgroup& cg,
                       const Deadline& deadline) override;
 
  private:
   std::filesystem::path binary_;
-  std::optional<rlimit> child_nofile_;
+  std::optional<rlimit> task_nofile_;
 };
+
+// The daemon holds fds per running task (the shim's pidfd, a v1 task's folder in each hierarchy),
+// so it raises its soft RLIMIT_NOFILE to the hard limit (systemd's default soft limit is 1024,
+// the hard one 524288). Returns the limit it had, for the tasks; nullopt if nothing changed.
+std::optional<rlimit> raise_fd_limit() noexcept;
 
 // The shim's path next to the running binary, else the install location.
 std::filesystem::path default_shim_path();

@@ -1,6 +1,7 @@
 // TaskManager's per-task record, shared by its source files (not part of the API).
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <filesystem>
 #include <memory>
@@ -19,6 +20,7 @@ struct TaskManager::Task {
   std::deque<TaskEvent> history;
   std::shared_ptr<UniqueFd> shim_pidfd;  // shared with the watcher's poll set while it polls
   bool exit_seen = false;                // the watcher saw the shim end; whoever holds `op` finishes
+  std::uint64_t watch_key = 0;           // its entry in the watcher's epoll set; 0: not watched
   bool stop_requested = false;
 
   std::filesystem::path dir;  // set once
@@ -27,6 +29,7 @@ struct TaskManager::Task {
   // Serializes what acts on the task: start, stop, destroy, finish. Guards cg and finished.
   std::mutex op;
   std::unique_ptr<cgroup::TaskCgroup> cg;
+  bool cg_released = false;  // cg closed while the task runs (release_cgroups): adopt it again
   bool finished = false;
 };
 

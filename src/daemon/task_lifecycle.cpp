@@ -1,9 +1,11 @@
 // TaskManager: how tasks end (stop, a shim's exit), the watcher thread, events.
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "common/error.hpp"
@@ -13,6 +15,8 @@
 namespace runscope::daemon {
 
 namespace {
+
+constexpr std::size_t kEventsPerWait = 64;
 
 bool wait_readable(int fd, const Deadline& deadline) {
   for (;;) {
@@ -88,6 +92,7 @@ void TaskManager::stop_locked(const TaskPtr& task, Duration timeout) {
     shim = task->shim_pidfd;
     sig = task->record.info.spec.kill_signal.value_or(options_.kill_signal);
   }
+  cgroup_of(*task);  // kept until finish_locked removes it
   try {
     bool signalled = timeout > Duration::zero() && signal_main(*task, sig);
     if (!(signalled && shim && wait_readable(shim->get(), Deadline(clock_, timeout))) && task->cg) {
@@ -145,7 +150,7 @@ void TaskManager::finish_locked(const TaskPtr& task, std::optional<TaskState> fo
   } catch (const Error& e) {
     end.note = e.what();
   }
-  if (task->cg) {
+  if (cgroup_of(*task)) {
     try {
       end.stats = task->cg->stats();
       task->cg->destroy(Deadline(clock_, options_.cleanup_timeout));
@@ -173,6 +178,7 @@ void TaskManager::finish_locked(const TaskPtr& task, std::optional<TaskState> fo
       }
     }
     info.pid = 0;
+    unwatch_shim(*task);
     task->shim_pidfd.reset();
     task->finished = true;
     persist(*task);
@@ -189,32 +195,64 @@ void TaskManager::wake() const {
   }
 }
 
+void TaskManager::watch_shim(const TaskPtr& task) {
+  unwatch_shim(*task);
+  if (!task->shim_pidfd || !*task->shim_pidfd) return;
+  auto key = next_watch_++;
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.u64 = key;
+  if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, task->shim_pidfd->get(), &event) < 0) {
+    // Cannot happen with a valid pidfd; without the watch the task still ends through stop.
+    log("cannot watch the shim of " + task->record.info.id.display() + ": " + std::strerror(errno));
+    return;
+  }
+  watched_.emplace(key, Watch{task, task->shim_pidfd});
+  task->watch_key = key;
+}
+
+void TaskManager::unwatch_shim(Task& task) {
+  auto it = watched_.find(task.watch_key);
+  task.watch_key = 0;
+  if (it == watched_.end()) return;
+  ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, it->second.pidfd->get(), nullptr);
+  watched_.erase(it);
+}
+
+// Level-triggered: a shim's pidfd stays readable once it ended, so its watch is removed as soon
+// as it is seen. Each event costs the same however many shims are watched.
 void TaskManager::watch() {
+  std::array<epoll_event, kEventsPerWait> events{};
   for (;;) {
-    std::vector<std::pair<TaskPtr, std::shared_ptr<UniqueFd>>> watched;
     {
       std::lock_guard lock(mutex_);
       if (stopping_) return;
-      for (auto& [id, t] : tasks_) {
-        if (t->shim_pidfd && !t->exit_seen) watched.emplace_back(t, t->shim_pidfd);
-      }
     }
-    std::vector<pollfd> fds{{wake_fd_.get(), POLLIN, 0}};
-    for (auto& [t, fd] : watched) fds.push_back({fd->get(), POLLIN, 0});
-    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) {
-      log(std::string("the task watcher failed to poll: ") + std::strerror(errno));
+    int n = ::epoll_wait(epoll_fd_.get(), events.data(), static_cast<int>(events.size()), -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      log(std::string("the task watcher failed to wait: ") + std::strerror(errno));
       return;
     }
-    if (fds[0].revents) {
-      std::uint64_t n;
-      while (::read(wake_fd_.get(), &n, sizeof n) > 0) {
+    for (int i = 0; i < n; ++i) {
+      if (events[static_cast<std::size_t>(i)].data.u64 == 0) {
+        std::uint64_t count;
+        while (::read(wake_fd_.get(), &count, sizeof count) > 0) {
+        }
+        continue;
       }
-    }
-    for (std::size_t i = 1; i < fds.size(); ++i) {
-      if (!fds[i].revents) continue;
-      auto& task = watched[i - 1].first;
+      TaskPtr task;
       {
         std::lock_guard lock(mutex_);
+        auto it = watched_.find(events[static_cast<std::size_t>(i)].data.u64);
+        if (it == watched_.end()) continue;  // finished meanwhile
+        task = it->second.task.lock();
+        if (!task) {
+          ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, it->second.pidfd->get(), nullptr);
+          watched_.erase(it);
+          continue;
+        }
+        unwatch_shim(*task);
         task->exit_seen = true;
       }
       // Whoever holds `op` (a stop or destroy in progress) finishes the task itself.

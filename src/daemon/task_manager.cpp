@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/stat.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -89,6 +90,7 @@ ManagerOptions manager_options(const config::Config& config, bool systemd_path) 
   o.kill_timeout = config.task.kill_timeout;
   o.cleanup_timeout = std::max<Duration>(o.cleanup_timeout, config.cgroups.systemd_timeout);
   o.journal_logs = systemd_path;
+  o.release_cgroups = true;
   return o;
 }
 
@@ -100,8 +102,16 @@ TaskManager::TaskManager(cgroup::Backend& backend, cpuset::Cpusets* cpusets, Shi
       clock_(clock),
       options_(std::move(options)),
       log_(std::move(log)),
-      wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+      wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)) {
   if (!wake_fd_) throw_system_error("eventfd");
+  if (!epoll_fd_) throw_system_error("epoll_create1");
+  epoll_event wake_event{};
+  wake_event.events = EPOLLIN;
+  wake_event.data.u64 = 0;
+  if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, wake_fd_.get(), &wake_event) < 0) {
+    throw_system_error("epoll_ctl add the watcher's eventfd");
+  }
   fs::create_directories(options_.state_dir / kTasksDir);
   ::chmod(options_.state_dir.c_str(), 0755);
   watcher_ = std::thread([this] { watch(); });
@@ -276,10 +286,11 @@ void TaskManager::launch(const TaskPtr& task, const driver::TaskSpec& spec, cons
     auto& info = task->record.info;
     task->shim_pidfd = std::make_shared<UniqueFd>(std::move(shim.pidfd));
     task->own_child = true;
+    watch_shim(task);
     record_event(task, TaskEvent{TaskState::pending, *info.started_at, {}, {}, false, ""});
     record_event(task, TaskEvent{TaskState::running, *info.started_at, {}, {}, false, ""});
   }
-  wake();
+  release_cgroup(*task);
   emit(id, task->history[task->history.size() - 2]);
   emit(id, task->history.back());
 }
@@ -318,7 +329,10 @@ void TaskManager::signal(const TaskId& id, int sig, const Caller& caller) {
   auto task = find(id, caller);
   OpLock op(*this, task);
   if (task->finished) throw Error(ErrorKind::conflict, "task " + id.display() + " is not running");
-  if (!signal_main(*task, sig)) throw Error(ErrorKind::conflict, "task " + id.display() + " has no running main process");
+  cgroup_of(*task);
+  bool signalled = signal_main(*task, sig);
+  release_cgroup(*task);
+  if (!signalled) throw Error(ErrorKind::conflict, "task " + id.display() + " has no running main process");
 }
 
 void TaskManager::destroy(const TaskId& id, const Caller& caller) {
@@ -351,8 +365,31 @@ std::vector<TaskInfo> TaskManager::list(const Caller& caller) const {
 cgroup::Stats TaskManager::stats(const TaskId& id, const Caller& caller) const {
   auto task = find(id, caller);
   OpLock op(const_cast<TaskManager&>(*this), task);
-  if (!task->cg || task->finished) throw Error(ErrorKind::conflict, "task " + id.display() + " is not running");
-  return task->cg->stats();
+  if (task->finished || !cgroup_of(*task)) {
+    throw Error(ErrorKind::conflict, "task " + id.display() + " is not running");
+  }
+  auto stats = task->cg->stats();
+  release_cgroup(*task);
+  return stats;
+}
+
+cgroup::TaskCgroup* TaskManager::cgroup_of(Task& task) const {
+  if (!task.cg && task.cg_released && !task.finished) {
+    task.cg_released = false;
+    try {
+      task.cg = backend_.adopt(task.record.info.id.cgroup_name(), task.record.partition);
+    } catch (const std::exception& e) {
+      log("adopting the cgroup of " + task.record.info.id.display() + " again: " + e.what());
+    }
+  }
+  return task.cg.get();
+}
+
+void TaskManager::release_cgroup(Task& task) const noexcept {
+  if (!options_.release_cgroups || !task.cg || task.finished) return;
+  task.cg->disown();  // its folders stay; only our handles on them close
+  task.cg.reset();
+  task.cg_released = true;
 }
 
 std::vector<TaskEvent> TaskManager::events(const TaskId& id, const Caller& caller) const {

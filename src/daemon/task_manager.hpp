@@ -1,11 +1,13 @@
 // TaskService over a cgroup Backend, the cpuset front door and per-task supervisors (shims).
 // One registry under one lock; each task's state in state_dir/tasks/<cgroup_name>/task.json,
 // written atomically at every change, so a restarted daemon finds (recover()) what it left.
-// One watcher thread waits on every shim's pidfd; a shim's exit ends its task.
+// One watcher thread waits on every shim's pidfd through one epoll set (registered once per task,
+// so a start or an end costs the same with 10 or 10,000 tasks running); a shim's exit ends its task.
 #pragma once
 
 #include <signal.h>
 
+#include <cstdint>
 #include <deque>
 #include <filesystem>
 #include <memory>
@@ -33,6 +35,10 @@ struct ManagerOptions {
   bool journal_logs = false;                            // log target "auto" means the journal
   std::size_t history_limit = 64;                       // events kept per task
   std::filesystem::path proc_root = "/proc";             // where recovery looks for a task's supervisor
+  // Close a running task's cgroup (its folder fds: one per v1 hierarchy) once the task started,
+  // and adopt it again (Backend::adopt) to signal, read stats, stop or finish it. Without this a
+  // v1 task costs 7 fds, and 10,000 tasks would need 70,000 (runscoped's hard limit may be 20,000).
+  bool release_cgroups = false;
   std::vector<std::string> base_env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
 };
 
@@ -90,9 +96,13 @@ class TaskManager final : public TaskService {
   void record_event(const TaskPtr& task, TaskEvent event);  // mutex_ held
   void emit(const TaskId& id, const TaskEvent& event);
   void persist(const Task& task) const;                       // mutex_ held
+  cgroup::TaskCgroup* cgroup_of(Task& task) const;            // op held: adopts a released one
+  void release_cgroup(Task& task) const noexcept;             // op held: per release_cgroups
   void release_cpus(const Task& task) noexcept;
   void watch();
   void wake() const;
+  void watch_shim(const TaskPtr& task);  // mutex_ held: add its shim's pidfd to the epoll set
+  void unwatch_shim(Task& task);         // mutex_ held: take it out (idempotent)
   void recover_one(const std::filesystem::path& dir);
   // task.json missing or corrupt (`why`): the record rebuilt from launch.json, the cgroup and
   // the shim found through it; nullopt (logged) when even that fails.
@@ -115,7 +125,14 @@ class TaskManager final : public TaskService {
   std::map<std::uint64_t, Listener> listeners_;
   std::uint64_t next_listener_ = 0;
 
-  UniqueFd wake_fd_;  // eventfd: the watcher's poll set changed, or it must stop
+  UniqueFd wake_fd_;   // eventfd: the watcher must stop
+  UniqueFd epoll_fd_;  // wake_fd_ (key 0) and every watched shim pidfd (its task's watch key)
+  struct Watch {
+    std::weak_ptr<Task> task;
+    std::shared_ptr<UniqueFd> pidfd;  // kept open while registered, so its number can't be reused
+  };
+  std::map<std::uint64_t, Watch> watched_;  // guarded by mutex_; keys are never reused
+  std::uint64_t next_watch_ = 1;
   bool stopping_ = false;
   bool shut_down_ = false;
   std::thread watcher_;

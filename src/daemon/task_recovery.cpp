@@ -91,9 +91,11 @@ void TaskManager::recover_one(const fs::path& dir) {
       cpusets_->add_shared_task();
     }
     TaskEvent event{TaskState::running, std::chrono::system_clock::now(), {}, {}, false, "reattached after restart"};
+    release_cgroup(*task);  // before the watcher can see it: nothing else acts on it yet
     {
       std::lock_guard lock(mutex_);
       task->shim_pidfd = std::make_shared<UniqueFd>(std::move(shim));
+      watch_shim(task);
       record_event(task, event);
     }
     emit(id, event);

@@ -72,6 +72,11 @@ contained_boot() {
     sleep 0.05
   done
   local state="" deadline=$((SECONDS + CT_BOOT_TIMEOUT))
+  # PID 1 is inner.sh until it execs systemd; asked before that, systemctl says "offline".
+  while [ "$(cat "/proc/$CT_PID1/comm" 2>/dev/null)" != systemd ] && [ "$SECONDS" -lt "$deadline" ]; do
+    kill -0 "$CT_PID1" 2>/dev/null || break
+    sleep 0.05
+  done
   # Until PID 1 opens its private socket systemctl cannot connect; then --wait blocks until booted.
   while [ "$SECONDS" -lt "$deadline" ]; do
     state=$(timeout "$CT_BOOT_TIMEOUT" nsenter -t "$CT_PID1" -m -p -u -i -C \
