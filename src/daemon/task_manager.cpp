@@ -152,7 +152,9 @@ TaskId TaskManager::start(const driver::TaskSpec& spec, const Caller& caller) {
     throw Error(ErrorKind::permission, "uid " + std::to_string(uid) + " is in [task] denied_uids");
   }
   if (spec.resources.cores && !cpusets_) {
-    throw Error(ErrorKind::unsupported, "resources.cores: this daemon runs without the cpuset reconciler");
+    throw Error(ErrorKind::unsupported,
+                "resources.cores: this daemon runs without the cpuset reconciler" +
+                    (options_.cpusets_off_reason.empty() ? "" : " (" + options_.cpusets_off_reason + ")"));
   }
   TaskId id(spec.alloc.value_or(random_uuid()), spec.task);
   auto task = std::make_shared<Task>(blank_info(id));

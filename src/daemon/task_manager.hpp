@@ -32,6 +32,7 @@ struct ManagerOptions {
   Duration start_timeout = std::chrono::seconds(30);    // for the shim to report the task exec'd
   bool journal_logs = false;                            // log target "auto" means the journal
   std::size_t history_limit = 64;                       // events kept per task
+  std::string cpusets_off_reason;                       // said when resources.cores is refused
   std::vector<std::string> base_env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
 };
 
