@@ -16,6 +16,7 @@
 #include "cgroup/host.hpp"
 #include "cgroup/v1_backend.hpp"
 #include "cgroup/v2_backend.hpp"
+#include "common/file.hpp"
 #include "driver/runner.hpp"
 
 #include <spdlog/spdlog.h>
@@ -133,7 +134,12 @@ int main(int argc, char** argv) {
 
   const std::string cgroupfs = "runner, cgroupfs " + std::string(cgroup::to_string(layout.version()));
   Row bare{"bare fork+exec+wait", {}}, runner{cgroupfs + ", removed", {}}, status{cgroupfs + ", status", {}},
-      plain{"runner, no_cgroups", {}}, empty{"cgroup create+destroy", {}};
+      plain{"runner, no_cgroups", {}}, empty{"cgroup create+destroy", {}},
+      pinned{cgroupfs + " + cpuset, removed", {}};
+  // The same start with CPUs of its own (every online CPU): what every task paid before a task
+  // without a cpuset limit stopped getting a cpuset cgroup.
+  cgroup::Limits with_cpus;
+  with_cpus.cpuset = CpuSet::parse(trim(read_file("/sys/devices/system/cpu/online")));
   auto time = [](Row& row, const std::function<void()>& f) {
     auto start = Steady::now();
     f();
@@ -145,6 +151,7 @@ int main(int argc, char** argv) {
     time(runner, [&] { with_cgroups.start(TaskId("bench", "t" + std::to_string(i)), {}, spec)->wait(); });
     status.samples.push_back(millis(timed.destroy_started - start));
     time(plain, [&] { without_cgroups.start(TaskId("bench", "p"), {}, spec)->wait(); });
+    if (layout.version() == cgroup::Version::v1) time(pinned, [&] { with_cgroups.start(TaskId("bench", "c" + std::to_string(i)), with_cpus, spec)->wait(); });
     time(empty, [&] { backend->create(TaskId("bench", "e"), {})->destroy(Deadline(system_clock(), std::chrono::seconds(10))); });
   }
   backend.reset();
@@ -156,7 +163,8 @@ int main(int argc, char** argv) {
   std::printf("|%s|%s|%s|%s|\n", std::string(34, '-').c_str(), std::string(11, '-').c_str(),
               std::string(11, '-').c_str(), std::string(12, '-').c_str());
   const double base = bare.percentile(0.5);
-  for (Row* row : {&bare, &status, &runner, &plain, &empty}) {
+  for (Row* row : {&bare, &status, &runner, &pinned, &plain, &empty}) {
+    if (row->samples.empty()) continue;
     double p50 = row->percentile(0.5);
     std::printf("| %-32s | %9.3f | %9.3f | %9.2fx |\n", row->name.c_str(), p50, row->percentile(0.9), p50 / base);
   }

@@ -93,8 +93,26 @@ TEST_F(AV1CgroupOnThisHost, TheTasksFirstActSeesItsCgroupInEveryController) {
   auto name = "t" + std::to_string(::getpid()) + "-task";
   for (const char* c : kV1TaskControllers) {
     if (!layout_.v1_mounts.count(c)) continue;
-    auto want = (fs::path(own_.at(c)) / parent_ / name).string();
+    // Without CPUs of its own the task keeps the cpuset cgroup it was spawned from (ours).
+    auto want = std::string(c) == "cpuset" ? own_.at(c) : (fs::path(own_.at(c)) / parent_ / name).string();
     EXPECT_EQ(seen[c], want) << c;
+  }
+  task->destroy(Deadline(clock_, 10s));
+}
+
+TEST_F(AV1CgroupOnThisHost, ATaskWithCpusSeesItsOwnCpusetCgroupFromItsFirstAct) {
+  if (!layout_.v1_mounts.count("cpuset")) GTEST_SKIP() << "no cpuset hierarchy";
+  Limits limits;
+  limits.cpuset = CpuSet::parse("0");
+  auto task = create(limits);
+  auto out = tmp_ / "cgroup";
+  auto child = start(*task, "cat /proc/self/cgroup > " + out.string());
+  ASSERT_EQ(child->wait(), 0);
+  auto seen = parse_proc_cgroup(read_file(out));
+  auto name = "t" + std::to_string(::getpid()) + "-task";
+  for (const char* c : kV1TaskControllers) {
+    if (!layout_.v1_mounts.count(c)) continue;
+    EXPECT_EQ(seen[c], (fs::path(own_.at(c)) / parent_ / name).string()) << c;
   }
   task->destroy(Deadline(clock_, 10s));
 }
