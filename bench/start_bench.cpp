@@ -19,6 +19,7 @@
 #include "cgroup/host.hpp"
 #include "cgroup/v1_backend.hpp"
 #include "cgroup/v2_backend.hpp"
+#include "common/file.hpp"
 #include "driver/runner.hpp"
 
 #include <spdlog/spdlog.h>
@@ -141,7 +142,12 @@ int main(int argc, char** argv) {
 
   const std::string cgroupfs = "runner, cgroupfs " + std::string(cgroup::to_string(layout.version()));
   Row bare{"bare fork+exec+wait", {}}, runner{cgroupfs + ", removed", {}}, status{cgroupfs + ", status", {}},
-      plain{"runner, no_cgroups", {}}, empty{"cgroup create+destroy", {}};
+      plain{"runner, no_cgroups", {}}, empty{"cgroup create+destroy", {}},
+      pinned{cgroupfs + " + cpuset, removed", {}}, empty_pinned{"cgroup create+destroy + cpuset", {}};
+  // The same start with CPUs of its own (every online CPU): what every task paid before a task
+  // without a cpuset limit stopped getting a cpuset cgroup.
+  cgroup::Limits with_cpus;
+  with_cpus.cpuset = CpuSet::parse(trim(read_file("/sys/devices/system/cpu/online")));
   driver::SpawnSpec idle;
   idle.argv = {"/bin/sleep", "3600"};
   std::vector<std::unique_ptr<driver::RunningTask>> background;
@@ -157,6 +163,12 @@ int main(int argc, char** argv) {
     time(runner, [&] { with_cgroups.start(TaskId("bench", "t" + std::to_string(i)), {}, spec)->wait(); });
     status.samples.push_back(millis(timed.destroy_started - start));
     time(plain, [&] { without_cgroups.start(TaskId("bench", "p"), {}, spec)->wait(); });
+    if (layout.version() == cgroup::Version::v1) {
+      time(pinned, [&] { with_cgroups.start(TaskId("bench", "c" + std::to_string(i)), with_cpus, spec)->wait(); });
+      time(empty_pinned, [&] {
+        backend->create(TaskId("bench", "f"), with_cpus)->destroy(Deadline(system_clock(), std::chrono::seconds(10)));
+      });
+    }
     time(empty, [&] { backend->create(TaskId("bench", "e"), {})->destroy(Deadline(system_clock(), std::chrono::seconds(10))); });
   }
   for (auto& task : background) task->stop();
@@ -166,13 +178,14 @@ int main(int argc, char** argv) {
 
   std::printf("start-to-exit of %s, %d runs each, %d tasks already running, host mode %s\n\n", kTrue, iterations,
               running, std::string(cgroup::to_string(layout.mode)).c_str());
-  std::printf("| %-32s | %9s | %9s | %8s |\n", "path", "p50 ms", "p90 ms", "p50 / bare");
-  std::printf("|%s|%s|%s|%s|\n", std::string(34, '-').c_str(), std::string(11, '-').c_str(),
+  std::printf("| %-37s | %9s | %9s | %8s |\n", "path", "p50 ms", "p90 ms", "p50 / bare");
+  std::printf("|%s|%s|%s|%s|\n", std::string(39, '-').c_str(), std::string(11, '-').c_str(),
               std::string(11, '-').c_str(), std::string(12, '-').c_str());
   const double base = bare.percentile(0.5);
-  for (Row* row : {&bare, &status, &runner, &plain, &empty}) {
+  for (Row* row : {&bare, &status, &runner, &pinned, &plain, &empty, &empty_pinned}) {
+    if (row->samples.empty()) continue;
     double p50 = row->percentile(0.5);
-    std::printf("| %-32s | %9.3f | %9.3f | %9.2fx |\n", row->name.c_str(), p50, row->percentile(0.9), p50 / base);
+    std::printf("| %-37s | %9.3f | %9.3f | %9.2fx |\n", row->name.c_str(), p50, row->percentile(0.9), p50 / base);
   }
   std::printf("start running=%d iterations=%d bare_p50_ms=%.3f status_p50_ms=%.3f removed_p50_ms=%.3f "
               "plain_p50_ms=%.3f cgroup_p50_ms=%.3f ratio_status=%.3f\n",

@@ -79,7 +79,7 @@ class V1Backend final : public Backend {
                                                 ") is not mounted on this host");
       }
     }
-    auto hierarchies = plan(id.cgroup_name(), limits.partition);
+    auto hierarchies = plan(id.cgroup_name(), limits.partition, needs_cpuset(limits));
     std::vector<fs::path> made;  // in creation order, for rollback
     try {
       for (auto& h : hierarchies) make(h, limits.partition, made);
@@ -93,7 +93,7 @@ class V1Backend final : public Backend {
 
   std::unique_ptr<TaskCgroup> adopt(const std::string& name, CpuPartition partition) override {
     cg_check_name(name);
-    auto hierarchies = plan(name, partition);
+    auto hierarchies = plan(name, partition, true);  // whatever exists is owned again
     bool any = false;
     for (const auto& h : hierarchies) any = any || (h.owned && fs::is_directory(h.dir));
     if (!any) throw Error(ErrorKind::not_found, "no cgroup " + name + " under " + o_.parent);
@@ -107,7 +107,7 @@ class V1Backend final : public Backend {
 
   std::vector<std::pair<std::string, CpuPartition>> existing() const override {
     std::map<std::string, CpuPartition> found;
-    for (const auto& h : plan("x", CpuPartition::none)) {
+    for (const auto& h : plan("x", CpuPartition::none, true)) {
       fs::path base = h.dir.parent_path();
       std::error_code ec;
       for (const auto& e : fs::directory_iterator(base, ec)) {
@@ -132,8 +132,16 @@ class V1Backend final : public Backend {
     }
   }
 
-  // The task's folder in every mounted hierarchy it uses (co-mounted controllers share one).
-  std::vector<V1Hierarchy> plan(const std::string& name, CpuPartition partition) const {
+  // A cpuset folder of its own gives a task nothing but cost (a mkdir, two copy-down writes, a
+  // cgroup.procs write and an rmdir) unless it has CPUs of its own or follows a partition:
+  // otherwise it stays in the cpuset cgroup it was spawned from, which holds the same CPUs.
+  static bool needs_cpuset(const Limits& limits) {
+    return limits.cpuset.has_value() || limits.partition != CpuPartition::none;
+  }
+
+  // The task's folder in every mounted hierarchy it uses (co-mounted controllers share one). A
+  // hierarchy holding only the cpuset controller is skipped when `with_cpuset` is false.
+  std::vector<V1Hierarchy> plan(const std::string& name, CpuPartition partition, bool with_cpuset) const {
     std::map<fs::path, V1Hierarchy> by_mount;
     for (const char* c : kV1TaskControllers) {
       auto it = o_.layout.v1_mounts.find(c);
@@ -144,6 +152,7 @@ class V1Backend final : public Backend {
     }
     std::vector<V1Hierarchy> out;
     for (auto& [mount, h] : by_mount) {
+      if (!with_cpuset && h.controllers == std::vector<std::string>{"cpuset"}) continue;
       fs::path base = h.mount / parent_in(h).relative_path();
       if (h.has("cpuset") && partition == CpuPartition::shared) {
         h.dir = base / kSharedPartition;

@@ -34,6 +34,8 @@ std::vector<std::pair<std::string, const char*>> required_controllers(const Limi
   if (limits.cpu_weight) out.emplace_back("cpu", "cpu_weight");
   if (limits.pids_max) out.emplace_back("pids", "pids_max");
   if (limits.cpuset) out.emplace_back("cpuset", "cpuset");
+  // A partition's cpus reach its tasks only through the cpuset controller.
+  if (limits.partition != CpuPartition::none) out.emplace_back("cpuset", "a cpu partition");
   return out;
 }
 

@@ -1,13 +1,26 @@
 #include "cpuset/cgroupfs_applier.hpp"
 
 #include <cerrno>
+#include <sstream>
 
+#include "cgroup/util.hpp"
 #include "cgroup/v2_backend.hpp"
 #include "common/error.hpp"
 #include "common/file.hpp"
 
 namespace runscope::cpuset {
 namespace {
+
+constexpr const char* kCpusetController = "cpuset";
+
+// Whether a space-separated control file (cgroup.controllers, cgroup.subtree_control) names `word`.
+bool has_word(const std::string& text, const std::string& word) {
+  std::istringstream in(text);
+  for (std::string w; in >> w;) {
+    if (w == word) return true;
+  }
+  return false;
+}
 
 CpuSet read_cpus(const std::filesystem::path& file) {
   std::string text = read_file(file);
@@ -48,17 +61,35 @@ void CgroupfsApplier::make_folder(const std::filesystem::path& dir) {
 }
 
 // v2: a child's cpuset.cpus exists only when the parent enables the controller for its children.
+// A level that already hands it down is not written (a restart writes nothing; an admin may have
+// enabled it where we could not).
 void CgroupfsApplier::enable_cpuset(const std::filesystem::path& dir) {
+  if (has_word(read_file_if_exists(dir / kSubtreeControlFile).value_or(""), kCpusetController)) return;
   auto offered = read_file(dir / kControllersFile);
-  if (offered.find("cpuset") == std::string::npos)
+  if (!has_word(offered, kCpusetController))
     throw Error(ErrorKind::unsupported,
                 "the cpuset controller is not available in " + (dir / kControllersFile).string());
-  write_file(dir / kSubtreeControlFile, "+cpuset");
+  write_file(dir / kSubtreeControlFile, std::string("+") + kCpusetController);
+}
+
+// v2 with the mount known: every level from the mount down to the parent exists and hands cpuset
+// down, outermost first (a level can only enable what its own parent handed it).
+void CgroupfsApplier::prepare_v2_path() {
+  auto relative = o_.parent_dir.lexically_relative(o_.mount);
+  if (relative.empty() || *relative.begin() == "..") {
+    throw Error(ErrorKind::invalid_argument,
+                "cpuset parent " + o_.parent_dir.string() + " is not below the cgroup2 mount " + o_.mount.string());
+  }
+  cgroup::cg_make_path(o_.ops, o_.mount, relative);
+  std::filesystem::path level = o_.mount;
+  enable_cpuset(level);
+  for (const auto& part : relative) enable_cpuset(level /= part);
 }
 
 void CgroupfsApplier::prepare(const CpuSet& usable) {
   const bool v1 = o_.version == cgroup::Version::v1;
   bool fresh = !std::filesystem::exists(o_.parent_dir);
+  if (!v1 && !o_.mount.empty()) prepare_v2_path();  // makes the parent too
   make_folder(o_.parent_dir);
   if (v1) {
     // The parent must hold every CPU the partitions will, or the kernel refuses their writes.
@@ -67,7 +98,7 @@ void CgroupfsApplier::prepare(const CpuSet& usable) {
       CpuSet want = fresh ? usable : (have | usable);
       write_file(o_.parent_dir / kCpusFile, want.to_string());
     }
-  } else {
+  } else if (o_.mount.empty()) {
     enable_cpuset(o_.parent_dir.parent_path());
     enable_cpuset(o_.parent_dir);
   }

@@ -23,6 +23,9 @@ struct CgroupfsApplierOptions {
   std::filesystem::path parent_dir;
   cgroup::Version version = cgroup::Version::v1;
   cgroup::CgroupFsOps ops = cgroup::CgroupFsOps::kernel();
+  // v2 only: the cgroup2 mount. When set, the folders from it down to the parent are made if
+  // missing and each of them hands `cpuset` down; when empty, only the parent's own parent does.
+  std::filesystem::path mount = {};
 };
 
 class CgroupfsApplier final : public Applier {
@@ -39,6 +42,7 @@ class CgroupfsApplier final : public Applier {
  private:
   void make_folder(const std::filesystem::path& dir);
   void enable_cpuset(const std::filesystem::path& dir);
+  void prepare_v2_path();
 
   CgroupfsApplierOptions o_;
 };

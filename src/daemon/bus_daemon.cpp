@@ -15,10 +15,9 @@
 #include "api/bus.hpp"
 #include "api/errors.hpp"
 #include "api/manager_object.hpp"
-#include "cpuset/cgroupfs_applier.hpp"
 #include "cpuset/cpusets.hpp"
-#include "cpuset/systemd_applier.hpp"
 #include "cpuset/topology.hpp"
+#include "daemon/cpuset_wiring.hpp"
 #include "daemon/notify.hpp"
 #include "daemon/reload.hpp"
 #include "daemon/signals.hpp"
@@ -42,38 +41,23 @@ void set_log_level(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
 }
 
-// The cpuset partitions: on the systemd path the slices' AllowedCPUs through the backend's own
-// systemd connection (one bus connection for both); on v1 cgroupfs the cpuset folders under the
-// task parent. Elsewhere (v2 cgroupfs) `resources.cores` is refused.
+// The cpuset partitions (see daemon/cpuset_wiring.hpp): without an applier `resources.cores` is
+// refused with the reason.
 struct CpusetParts {
   std::unique_ptr<cpuset::Applier> applier;
   std::unique_ptr<cpuset::Cpusets> cpusets;
+  std::string off_reason;
 };
-
-std::unique_ptr<cpuset::Applier> make_applier(const config::Config& cfg, const driver::ManagerDecision& decision,
-                                              driver::ManagedBackend& backend, const cgroup::HostLayout& layout,
-                                              const cgroup::CgroupPaths& own) {
-  if (auto* manager = backend.systemd_manager()) {
-    return std::make_unique<cpuset::SystemdApplier>(*manager, config::parent_for(cfg.cgroups, true));
-  }
-  if (decision.kind != driver::ManagerKind::cgroupfs || decision.version != cgroup::Version::v1 ||
-      !layout.v1_mounts.count("cpuset")) {
-    return nullptr;
-  }
-  auto parent = config::parent_for(cfg.cgroups, false);
-  fs::path base = layout.v1_mounts.at("cpuset");
-  if (parent.front() != '/') base /= fs::path(own.at("cpuset")).relative_path();
-  return std::make_unique<cpuset::CgroupfsApplier>(
-      cpuset::CgroupfsApplierOptions{base / fs::path(parent).relative_path(), cgroup::Version::v1});
-}
 
 CpusetParts make_cpusets(const config::Config& cfg, const driver::ManagerDecision& decision,
                          driver::ManagedBackend& backend, const cgroup::HostLayout& layout,
                          const cgroup::CgroupPaths& own) {
   CpusetParts parts;
-  parts.applier = make_applier(cfg, decision, backend, layout, own);
+  auto choice = choose_cpuset_applier(cfg, decision, backend.systemd_manager(), layout, own);
+  parts.applier = std::move(choice.applier);
   if (!parts.applier) {
-    spdlog::info("cpusets: off on this manager/host; resources.cores will be refused");
+    parts.off_reason = choice.off_reason;
+    spdlog::info("cpusets: off ({}); resources.cores will be refused", parts.off_reason);
     return parts;
   }
   auto topology = cpuset::Topology::read();
@@ -221,7 +205,9 @@ int run(const DaemonArgs& args, config::Config cfg) {
   ::getrlimit(RLIMIT_NOFILE, &nofile);
   spdlog::info("open file limit {} (about 7 fds per task on cgroup v1, 1-2 on the systemd path)", nofile.rlim_cur);
   ExecShimLauncher launcher(default_shim_path(), task_nofile);
-  TaskManager manager(backend->backend(), cpu.cpusets.get(), launcher, system_clock(), manager_options(cfg, decision),
+  auto options = manager_options(cfg, decision);
+  options.cpusets_off_reason = cpu.off_reason;
+  TaskManager manager(backend->backend(), cpu.cpusets.get(), launcher, system_clock(), std::move(options),
                       [](const std::string& line) { spdlog::info("{}", line); });
   manager.recover();
   if (cpu.cpusets) cpu.cpusets->start();

@@ -180,7 +180,9 @@ TaskId TaskManager::start(const driver::TaskSpec& spec, const Caller& caller) {
   auto creds = run_as(spec, caller);
   uid_t uid = creds ? creds->uid : 0;
   if (spec.resources.cores && !cpusets_) {
-    throw Error(ErrorKind::unsupported, "resources.cores: this daemon runs without the cpuset reconciler");
+    throw Error(ErrorKind::unsupported,
+                "resources.cores: this daemon runs without the cpuset reconciler" +
+                    (options_.cpusets_off_reason.empty() ? "" : " (" + options_.cpusets_off_reason + ")"));
   }
   TaskId id(spec.alloc.value_or(random_uuid()), spec.task);
   auto task = std::make_shared<Task>(blank_info(id));

@@ -39,6 +39,7 @@ struct ManagerOptions {
   // and adopt it again (Backend::adopt) to signal, read stats, stop or finish it. Without this a
   // v1 task costs 7 fds, and 10,000 tasks would need 70,000 (runscoped's hard limit may be 20,000).
   bool release_cgroups = false;
+  std::string cpusets_off_reason;                       // said when resources.cores is refused
   std::vector<std::string> base_env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
 };
 

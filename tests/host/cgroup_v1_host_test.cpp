@@ -93,8 +93,26 @@ TEST_F(AV1CgroupOnThisHost, TheTasksFirstActSeesItsCgroupInEveryController) {
   auto name = "t" + std::to_string(::getpid()) + "-task";
   for (const char* c : kV1TaskControllers) {
     if (!layout_.v1_mounts.count(c)) continue;
-    auto want = (fs::path(own_.at(c)) / parent_ / name).string();
+    // Without CPUs of its own the task keeps the cpuset cgroup it was spawned from (ours).
+    auto want = std::string(c) == "cpuset" ? own_.at(c) : (fs::path(own_.at(c)) / parent_ / name).string();
     EXPECT_EQ(seen[c], want) << c;
+  }
+  task->destroy(Deadline(clock_, 10s));
+}
+
+TEST_F(AV1CgroupOnThisHost, ATaskWithCpusSeesItsOwnCpusetCgroupFromItsFirstAct) {
+  if (!layout_.v1_mounts.count("cpuset")) GTEST_SKIP() << "no cpuset hierarchy";
+  Limits limits;
+  limits.cpuset = CpuSet::parse("0");
+  auto task = create(limits);
+  auto out = tmp_ / "cgroup";
+  auto child = start(*task, "cat /proc/self/cgroup > " + out.string());
+  ASSERT_EQ(child->wait(), 0);
+  auto seen = parse_proc_cgroup(read_file(out));
+  auto name = "t" + std::to_string(::getpid()) + "-task";
+  for (const char* c : kV1TaskControllers) {
+    if (!layout_.v1_mounts.count(c)) continue;
+    EXPECT_EQ(seen[c], (fs::path(own_.at(c)) / parent_ / name).string()) << c;
   }
   task->destroy(Deadline(clock_, 10s));
 }
@@ -197,14 +215,17 @@ TEST_F(AV1CgroupOnThisHost, SharedPartitionTasksJoinTheSharedCpuset) {
 // after the parent shrank makes it read them again rather than fail the create.
 TEST_F(AV1CgroupOnThisHost, ATaskMadeAfterTheParentsCpusetShrankGetsTheNewCpus) {
   if (!layout_.v1_mounts.count("cpuset")) GTEST_SKIP() << "no cpuset hierarchy";
-  auto first = create();
-  auto base = layout_.v1_mounts.at("cpuset") / fs::path(own_.at("cpuset")).relative_path() / parent_;
+  // A reserved task made before the reconciler wrote its CPUs copies its folder's parent's.
+  Limits reserved;
+  reserved.partition = CpuPartition::reserved;
+  auto first = create(reserved);
+  auto base = layout_.v1_mounts.at("cpuset") / fs::path(own_.at("cpuset")).relative_path() / parent_ / "reserved";
   auto cpus = CpuSet::parse(trim(read_file(base / "cpuset.cpus")));
   if (cpus.size() < 2) GTEST_SKIP() << "needs two CPUs in " << base;
   first->destroy(Deadline(clock_, 10s));
   auto one = CpuSet::range(cpus.cpus().back(), cpus.cpus().back());
   write_file(base / "cpuset.cpus", one.to_string());
-  auto second = create();
+  auto second = create(reserved);
   auto dir = base / ("t" + std::to_string(::getpid()) + "-task");
   EXPECT_EQ(trim(read_file(dir / "cpuset.cpus")), one.to_string());
   auto out = tmp_ / "status";

@@ -40,27 +40,48 @@ class AV1Backend : public ::testing::Test {
   TaskId id_{"alloc1", "web"};
 };
 
-TEST_F(AV1Backend, MakesTheTaskFolderInEveryHierarchy) {
+Limits in_reserved() {
+  Limits limits;
+  limits.partition = CpuPartition::reserved;
+  return limits;
+}
+
+TEST_F(AV1Backend, MakesTheTaskFolderInEveryHierarchyItUses) {
   auto task = backend("runscope-test")->create(id_, Limits{});
-  for (const auto& mount : {cpuset_, cpu_, pids_, freezer_}) {
+  for (const auto& mount : {cpu_, pids_, freezer_}) {
     EXPECT_TRUE(tree_.exists(mount / "runscope-test/alloc1-web")) << mount;
   }
   EXPECT_TRUE(tree_.exists(memory_ / "process_api/abc/runscope-test/alloc1-web"));
   EXPECT_FALSE(tree_.exists(cpu_ / "runscope-test/alloc1-web/alloc1-web"));  // co-mounted: one folder
+  // No CPUs of its own and no partition: the task stays in the cpuset cgroup it was spawned from.
+  EXPECT_FALSE(tree_.exists(cpuset_ / "runscope-test"));
+  EXPECT_EQ(task->location().find(cpuset_.string()), std::string::npos) << task->location();
+}
+
+TEST_F(AV1Backend, MakesACpusetFolderOnlyForATaskWithCpusOfItsOwn) {
+  Limits limits;
+  limits.cpuset = CpuSet::parse("1");
+  auto task = backend("runscope-test")->create(id_, limits);
+  EXPECT_EQ(tree_.read(cpuset_ / "runscope-test/alloc1-web/cpuset.cpus"), "1");
+  EXPECT_NE(task->location().find((cpuset_ / "runscope-test/alloc1-web").string()), std::string::npos);
+  task->destroy(Deadline(clock_, 1s));
+  EXPECT_FALSE(tree_.exists(cpuset_ / "runscope-test/alloc1-web"));
 }
 
 TEST_F(AV1Backend, NestsMemoryBeneathOurOwnMemoryCgroupEvenForAnAbsoluteParent) {
   auto task = backend("/runscope")->create(id_, Limits{});
-  EXPECT_TRUE(tree_.exists(cpuset_ / "runscope/alloc1-web"));
+  EXPECT_TRUE(tree_.exists(cpu_ / "runscope/alloc1-web"));
   EXPECT_TRUE(tree_.exists(memory_ / "process_api/abc/runscope/alloc1-web"));
   EXPECT_FALSE(tree_.exists(memory_ / "runscope"));
 }
 
+// A reserved task made before the reconciler set its CPUs starts with its parent's.
 TEST_F(AV1Backend, CopiesCpusAndMemsDownBeforeAnyProcessJoins) {
-  auto task = backend("runscope-test")->create(id_, Limits{});
+  auto task = backend("runscope-test")->create(id_, in_reserved());
   EXPECT_EQ(tree_.read(cpuset_ / "runscope-test/cpuset.cpus"), "0-3");
-  EXPECT_EQ(tree_.read(cpuset_ / "runscope-test/alloc1-web/cpuset.cpus"), "0-3");
-  EXPECT_EQ(tree_.read(cpuset_ / "runscope-test/alloc1-web/cpuset.mems"), "0");
+  EXPECT_EQ(tree_.read(cpuset_ / "runscope-test/reserved/cpuset.cpus"), "0-3");
+  EXPECT_EQ(tree_.read(cpuset_ / "runscope-test/reserved/alloc1-web/cpuset.cpus"), "0-3");
+  EXPECT_EQ(tree_.read(cpuset_ / "runscope-test/reserved/alloc1-web/cpuset.mems"), "0");
 }
 
 TEST_F(AV1Backend, WritesLimitsMappingCpuWeightToShares) {
@@ -235,14 +256,15 @@ TEST_F(AV1Backend, DestroyKillsWhatJoinedAfterTheEmptyCheck) {
 
 TEST_F(AV1Backend, ReusesTheParentsCpusetUntilTheParentIsMadeAgain) {
   auto b = backend("rt");
-  b->create(TaskId("alloc1", "a"), Limits{})->destroy(Deadline(clock_, 1s));
-  auto second = b->create(TaskId("alloc1", "b"), Limits{});
-  EXPECT_EQ(tree_.read(cpuset_ / "rt/alloc1-b/cpuset.cpus"), "0-3");
+  const Limits reserved = in_reserved();
+  b->create(TaskId("alloc1", "a"), reserved)->destroy(Deadline(clock_, 1s));
+  auto second = b->create(TaskId("alloc1", "b"), reserved);
+  EXPECT_EQ(tree_.read(cpuset_ / "rt/reserved/alloc1-b/cpuset.cpus"), "0-3");
   second->destroy(Deadline(clock_, 1s));
   fs::remove_all(cpuset_ / "rt");  // the parent is gone (e.g. an operator removed it): made again, read again
   tree_.write(cpuset_ / "cpuset.cpus", "2\n");
-  auto third = b->create(TaskId("alloc1", "c"), Limits{});
-  EXPECT_EQ(tree_.read(cpuset_ / "rt/alloc1-c/cpuset.cpus"), "2");
+  auto third = b->create(TaskId("alloc1", "c"), reserved);
+  EXPECT_EQ(tree_.read(cpuset_ / "rt/reserved/alloc1-c/cpuset.cpus"), "2");
 }
 
 TEST_F(AV1Backend, HasNoCgroupKill) {
@@ -271,10 +293,11 @@ TEST_F(AV1Backend, KillTimesOutNamingWhatIsLeftAndStillThaws) {
 TEST_F(AV1Backend, DestroyRemovesEveryFolderButTheParents) {
   auto task = backend("rt")->create(id_, Limits{});
   task->destroy(Deadline(clock_, 1s));
-  for (const auto& mount : {cpuset_, cpu_, pids_, freezer_}) {
+  for (const auto& mount : {cpu_, pids_, freezer_}) {
     EXPECT_FALSE(tree_.exists(mount / "rt/alloc1-web")) << mount;
     EXPECT_TRUE(tree_.exists(mount / "rt")) << mount;
   }
+  EXPECT_FALSE(tree_.exists(cpuset_ / "rt"));  // never made: the task had no CPUs of its own
 }
 
 TEST_F(AV1Backend, ReadsStats) {
@@ -300,15 +323,15 @@ TEST_F(AV1Backend, PlaceChecksTheKernelsViewOfThePid) {
   fs::create_directories(tree_.root() / "proc/4242");
   tree_.write(tree_.root() / "proc/4242/cgroup",
               "6:freezer:/rt/alloc1-web\n5:pids:/rt/alloc1-web\n4:memory:/process_api/abc/rt/alloc1-web\n"
-              "3:cpuset:/rt/alloc1-web\n2:cpu,cpuacct:/\n");  // cpu never moved
+              "3:cpuset:/\n2:cpu,cpuacct:/\n");  // cpu never moved
   try {
     task->place(4242);
     FAIL() << "expected the check to fail";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("cpu:/"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(tree_.read(cpuset_ / "rt/alloc1-web/cgroup.procs"), "4242");
-  for (const auto& dir : {cpuset_, cpu_, pids_, freezer_}) tree_.write(dir / "rt/alloc1-web/cgroup.procs", "");
+  EXPECT_EQ(tree_.read(freezer_ / "rt/alloc1-web/cgroup.procs"), "4242");
+  for (const auto& dir : {cpu_, pids_, freezer_}) tree_.write(dir / "rt/alloc1-web/cgroup.procs", "");
   tree_.write(memory_ / "process_api/abc/rt/alloc1-web/cgroup.procs", "");
 }
 
