@@ -101,10 +101,17 @@ e2e_check_units_loaded() {
 
 e2e_build_upgrade() {
   VERSION2="${VERSION1}+e2e1"
+  if [ -n "$REUSE_DEBS" ]; then
+    E2E_UPGRADE_DEB=$(ls "$REUSE_DEBS"/runscope_*.deb | grep "+e2e")
+    VERSION2=$(dpkg-deb -f "$E2E_UPGRADE_DEB" Version)
+    check "$VERSION2 is newer than $VERSION1" dpkg --compare-versions "$VERSION2" gt "$VERSION1"
+    return
+  fi
   step "rebuild the .deb as $VERSION2 (same build tree, higher version)"
   "$SRC/packaging/deb/build.sh" "$E2E_WORK/debs-2" "$VERSION2" "$E2E_WORK/build" \
     > "$E2E_WORK/build-2.log" 2>&1 || { tail -n 40 "$E2E_WORK/build-2.log"; fail "rebuild failed"; }
   E2E_UPGRADE_DEB=$(ls "$E2E_WORK"/debs-2/runscope_*.deb)
+  [ -z "$KEEP_DEBS" ] || cp "$E2E_UPGRADE_DEB" "$KEEP_DEBS"/
   check "$VERSION2 is newer than $VERSION1" dpkg --compare-versions "$VERSION2" gt "$VERSION1"
 }
 
@@ -169,6 +176,7 @@ e2e_daemon_start() {
   ct_in systemctl status --no-pager runscoped || true
   check "systemctl status shows a status line" \
     grep -q 'StatusText=.' <<<"$(ct_in systemctl show -p StatusText runscoped)"
+  echo "    info: $(ct_in systemd-analyze security runscoped 2>&1 | tail -n1) (docs/packaging.md says why)"
 }
 
 e2e_daemon_run_tasks() {
@@ -184,6 +192,11 @@ e2e_daemon_run_tasks() {
      out=\$(rs ps); grep -q shared <<<\"\$out\" && grep -q pinned <<<\"\$out\" && grep -q hello <<<\"\$out\""
   check "the --cores 1 task got one CPU of its own" bash -c "$(declare -f rs task_field ct_in); CT_PID1=$CT_PID1;
      pid=\$(task_field e2e pinned pid); ct_in grep -q RUNSCOPE_CPU_CORES= /proc/\$pid/environ"
+  check "tasks inherit no sandbox: PID 1's mount namespace, capability bound, no seccomp, NoNewPrivs 0" \
+    bash -c "$(declare -f rs task_field ct_in); CT_PID1=$CT_PID1;
+     pid=\$(task_field e2e shared pid);
+     view() { ct_in sh -c \"readlink /proc/\$1/ns/mnt; grep -E '^(CapBnd|NoNewPrivs|Seccomp):' /proc/\$1/status\"; }
+     diff <(view 1) <(view \$pid)"
   check "stats answers" rs stats e2e shared
   eventually "logs show the task's output" bash -c "$(declare -f rs ct_in); CT_PID1=$CT_PID1;
      rs logs e2e hello | grep -q hello-e2e"
