@@ -144,6 +144,7 @@ rs() {
   fi
 }
 # task_field ALLOC TASK FIELD: one field of `runscope inspect`.
+# (`unit` is "SLICE/NAME.scope" for a task in a cpu partition slice: systemctl wants NAME.scope.)
 task_field() {
   rs inspect "$1" "$2" | python3 -c "import json,sys; print(json.load(sys.stdin)['$3'])"
 }
@@ -194,7 +195,7 @@ e2e_daemon_run_tasks() {
   # takes AllowedCPUs but the kernel does not enforce it, so the unit properties are what to check.
   check "the --cores 1 task's scope has AllowedCPUs = one CPU, the task's own, not the shared slice's" \
     bash -c "$(declare -f rs task_field ct_in); CT_PID1=$CT_PID1;
-     cpus=\$(task_field e2e pinned cpus); unit=\$(task_field e2e pinned unit); pid=\$(task_field e2e pinned pid);
+     cpus=\$(task_field e2e pinned cpus); unit=\$(task_field e2e pinned unit); unit=\${unit##*/}; pid=\$(task_field e2e pinned pid);
      [[ \$cpus =~ ^[0-9]+\$ ]] && [ \"\$(ct_in systemctl show -p AllowedCPUs --value \$unit)\" = \$cpus ] &&
      ct_in grep -qz ^RUNSCOPE_CPU_CORES=\$cpus\$ /proc/\$pid/environ &&
      shared=\$(ct_in systemctl show -p AllowedCPUs --value runscope-shared.slice) && [ -n \"\$shared\" ] &&
@@ -242,7 +243,7 @@ e2e_daemon_survives() {
       "$(declare -f rs task_field ct_in); CT_PID1=$CT_PID1;
        [ \"\$(task_field ${t%/*} ${t#*/} state)\" = running ] &&
        [ \"\$(task_field ${t%/*} ${t#*/} pid)\" = ${entry#*=} ] && ct_in kill -0 ${entry#*=} &&
-       ct_in systemctl is-active \"\$(task_field ${t%/*} ${t#*/} unit)\" &&
+       unit=\$(task_field ${t%/*} ${t#*/} unit) && ct_in systemctl is-active \"\${unit##*/}\" &&
        rs ps | grep -qw ${t#*/}"
   done
 }
