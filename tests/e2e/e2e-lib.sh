@@ -159,7 +159,9 @@ e2e_make_users() {
 
 e2e_remove_users() {
   local user
-  for user in $E2E_USERS; do userdel "$user" 2>/dev/null || true; done
+  for user in $E2E_USERS; do
+    userdel "$user" || echo "e2e: could not remove user $user" >&2
+  done
   E2E_USERS=""
 }
 
@@ -264,8 +266,9 @@ e2e_cleanup() {
   local status=$?
   set +e
   trap - EXIT
-  e2e_remove_users
+  # The namespace first: userdel refuses a user whose task is still running in it.
   contained_teardown
+  e2e_remove_users
   if [ "$E2E_INSTALLED" -eq 1 ]; then
     echo "e2e: cleanup: purging runscope"
     dpkg --purge runscope >/dev/null
