@@ -51,6 +51,9 @@ else
     # -ffile-prefix-map and this base dir make them independent of the temp folder's name).
     export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache
     export CCACHE_BASEDIR="$E2E_WORK/build/runscope"
+    # debhelper (compat 13) points HOME at a temp folder: name the real cache, or every build misses.
+    CCACHE_DIR=${CCACHE_DIR:-$(ccache -k cache_dir 2>/dev/null || true)}
+    [ -z "$CCACHE_DIR" ] || export CCACHE_DIR
   fi
   "$SRC/packaging/deb/build.sh" "$E2E_WORK/debs-1" "" "$E2E_WORK/build" > "$E2E_WORK/build-1.log" 2>&1 ||
     { tail -n 40 "$E2E_WORK/build-1.log"; fail "dpkg-buildpackage failed"; }
