@@ -2,7 +2,10 @@
 # The install-to-purge end-to-end test (label e2e): the .deb built as a user would build it,
 # installed with dpkg on this machine, its INSTALLED units run by a contained systemd (see
 # tests/systemd/contained-lib.sh and /work/shared/notes/contained-systemd.md), upgraded, purged.
-#   tests/e2e/run-e2e.sh [--keep-debs DIR]
+#   tests/e2e/run-e2e.sh [--keep-debs DIR | --reuse-debs DIR]
+# --keep-debs DIR copies the two .debs it builds into DIR as soon as they are built.
+# --reuse-debs DIR (developers only, to iterate on the later steps) installs DIR's .debs instead of
+# building: the lower version first, the higher as the upgrade. The default path builds both.
 # Needs root; refuses to run where runscope is already installed or a `runscope` group exists
 # (it would remove them). Everything it makes is removed on exit, also when a step fails:
 # the contained systemd, its cgroups, the throwaway users, the package, the temp folders.
@@ -11,7 +14,13 @@
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 KEEP_DEBS=""
-[ "${1:-}" = "--keep-debs" ] && KEEP_DEBS=$2
+REUSE_DEBS=""
+case "${1:-}" in
+  --keep-debs) KEEP_DEBS=$(mkdir -p "$2" && cd "$2" && pwd) ;;
+  --reuse-debs) REUSE_DEBS=$(cd "$2" && pwd) ;;
+  "") ;;
+  *) echo "usage: $0 [--keep-debs DIR | --reuse-debs DIR]" >&2; exit 2 ;;
+esac
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "e2e: SKIPPED: needs root (dpkg -i, a contained systemd, users)"; exit 0
@@ -32,10 +41,25 @@ E2E_OTHER="rse2e-o-$$"
 trap e2e_cleanup EXIT
 trap 'exit 130' INT TERM
 
-step "build the .deb (packaging/deb/build.sh)"
-"$SRC/packaging/deb/build.sh" "$E2E_WORK/debs-1" "" "$E2E_WORK/build" > "$E2E_WORK/build-1.log" 2>&1 ||
-  { tail -n 40 "$E2E_WORK/build-1.log"; fail "dpkg-buildpackage failed"; }
-DEB1=$(ls "$E2E_WORK"/debs-1/runscope_*.deb)
+if [ -n "$REUSE_DEBS" ]; then
+  step "reuse the .debs in $REUSE_DEBS (developer option: nothing is built)"
+  DEB1=$(ls "$REUSE_DEBS"/runscope_*.deb | grep -v "+e2e")
+else
+  step "build the .deb (packaging/deb/build.sh)"
+  if command -v ccache >/dev/null; then
+    # A full dpkg-buildpackage all the same; ccache only answers compiles it has seen (dpkg's
+    # -ffile-prefix-map and this base dir make them independent of the temp folder's name).
+    export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache
+    export CCACHE_BASEDIR="$E2E_WORK/build/runscope"
+    # debhelper (compat 13) points HOME at a temp folder: name the real cache, or every build misses.
+    CCACHE_DIR=${CCACHE_DIR:-$(ccache -k cache_dir 2>/dev/null || true)}
+    [ -z "$CCACHE_DIR" ] || export CCACHE_DIR
+  fi
+  "$SRC/packaging/deb/build.sh" "$E2E_WORK/debs-1" "" "$E2E_WORK/build" > "$E2E_WORK/build-1.log" 2>&1 ||
+    { tail -n 40 "$E2E_WORK/build-1.log"; fail "dpkg-buildpackage failed"; }
+  DEB1=$(ls "$E2E_WORK"/debs-1/runscope_*.deb)
+  [ -z "$KEEP_DEBS" ] || cp "$DEB1" "$KEEP_DEBS"/
+fi
 VERSION1=$(dpkg-deb -f "$DEB1" Version)
 check "lintian reports no errors" bash -c "! lintian '$DEB1' 2>/dev/null | grep '^E:'"
 HAVE_DAEMON=0
@@ -82,7 +106,6 @@ fi
 E2E_INSTALLED=0
 contained_teardown
 e2e_check_purged "$E2E_WORK/before"
-[ -n "$KEEP_DEBS" ] && mkdir -p "$KEEP_DEBS" && cp "$DEB1" "$E2E_UPGRADE_DEB" "$KEEP_DEBS"/
 if [ "$HAVE_DAEMON" -eq 1 ]; then
   echo "=== e2e: PASSED ($E2E_CHECKS checks)"
 else

@@ -78,10 +78,12 @@ contained_boot() {
     sleep 0.05
   done
   # Until PID 1 opens its private socket systemctl cannot connect; then --wait blocks until booted.
+  # Before PID 1 has made /run/systemd/system, systemctl answers "offline" at once: under load
+  # that is a state to wait through, not a result.
   while [ "$SECONDS" -lt "$deadline" ]; do
     state=$(timeout "$CT_BOOT_TIMEOUT" nsenter -t "$CT_PID1" -m -p -u -i -C \
             systemctl is-system-running --wait 2>&1) || true
-    case "$state" in running|degraded|maintenance|stopping|offline) break ;; esac
+    case "$state" in running|degraded|maintenance|stopping) break ;; esac
     kill -0 "$CT_PID1" 2>/dev/null || break
     sleep 0.05
   done
