@@ -57,9 +57,13 @@ struct Row {
 // reaping the main process, so that instant is "exit status known"; its return is "cgroup removed".
 class TimedCgroup final : public cgroup::TaskCgroup {
  public:
-  TimedCgroup(std::unique_ptr<cgroup::TaskCgroup> real, Steady::time_point* destroy_started)
-      : real_(std::move(real)), destroy_started_(destroy_started) {}
+  TimedCgroup(std::unique_ptr<cgroup::TaskCgroup> real, Steady::time_point* destroy_started, bool self_join)
+      : real_(std::move(real)), destroy_started_(destroy_started), self_join_(self_join) {}
   int clone_into_fd() const override { return real_->clone_into_fd(); }
+  // Without it the runner holds the child and place()s it from the parent (the old v1 path).
+  std::vector<UniqueFd> open_join_files() const override {
+    return self_join_ ? real_->open_join_files() : std::vector<UniqueFd>{};
+  }
   void place(pid_t pid) override { real_->place(pid); }
   std::vector<pid_t> pids() const override { return real_->pids(); }
   bool populated() const override { return real_->populated(); }
@@ -76,19 +80,21 @@ class TimedCgroup final : public cgroup::TaskCgroup {
  private:
   std::unique_ptr<cgroup::TaskCgroup> real_;
   Steady::time_point* destroy_started_;
+  bool self_join_;
 };
 
 class TimedBackend final : public cgroup::Backend {
  public:
-  explicit TimedBackend(cgroup::Backend& real) : real_(real) {}
+  TimedBackend(cgroup::Backend& real, bool self_join) : real_(real), self_join_(self_join) {}
   std::string manager_name() const override { return real_.manager_name(); }
   std::unique_ptr<cgroup::TaskCgroup> create(const TaskId& id, const cgroup::Limits& limits) override {
-    return std::make_unique<TimedCgroup>(real_.create(id, limits), &destroy_started);
+    return std::make_unique<TimedCgroup>(real_.create(id, limits), &destroy_started, self_join_);
   }
   Steady::time_point destroy_started;
 
  private:
   cgroup::Backend& real_;
+  bool self_join_;
 };
 
 std::unique_ptr<cgroup::Backend> make_backend(const cgroup::HostLayout& layout, const std::string& parent) {
@@ -134,8 +140,9 @@ int main(int argc, char** argv) {
   const std::string parent = "runscope-bench-" + std::to_string(::getpid());
   auto backend = make_backend(layout, parent);
   driver::CloneSpawner spawner;
-  TimedBackend timed(*backend);
+  TimedBackend timed(*backend, true), held(*backend, false);
   driver::Runner with_cgroups(&timed, spawner, system_clock());
+  driver::Runner held_and_placed(&held, spawner, system_clock());
   driver::Runner without_cgroups(nullptr, spawner, system_clock());
   driver::SpawnSpec spec;
   spec.argv = {kTrue};
@@ -143,7 +150,8 @@ int main(int argc, char** argv) {
   const std::string cgroupfs = "runner, cgroupfs " + std::string(cgroup::to_string(layout.version()));
   Row bare{"bare fork+exec+wait", {}}, runner{cgroupfs + ", removed", {}}, status{cgroupfs + ", status", {}},
       plain{"runner, no_cgroups", {}}, empty{"cgroup create+destroy", {}},
-      pinned{cgroupfs + " + cpuset, removed", {}}, empty_pinned{"cgroup create+destroy + cpuset", {}};
+      pinned{cgroupfs + " + cpuset, removed", {}}, empty_pinned{"cgroup create+destroy + cpuset", {}},
+      placed{cgroupfs + ", held+placed, removed", {}};
   // The same start with CPUs of its own (every online CPU): what every task paid before a task
   // without a cpuset limit stopped getting a cpuset cgroup.
   cgroup::Limits with_cpus;
@@ -162,6 +170,7 @@ int main(int argc, char** argv) {
     auto start = Steady::now();
     time(runner, [&] { with_cgroups.start(TaskId("bench", "t" + std::to_string(i)), {}, spec)->wait(); });
     status.samples.push_back(millis(timed.destroy_started - start));
+    time(placed, [&] { held_and_placed.start(TaskId("bench", "h" + std::to_string(i)), {}, spec)->wait(); });
     time(plain, [&] { without_cgroups.start(TaskId("bench", "p"), {}, spec)->wait(); });
     if (layout.version() == cgroup::Version::v1) {
       time(pinned, [&] { with_cgroups.start(TaskId("bench", "c" + std::to_string(i)), with_cpus, spec)->wait(); });
@@ -182,7 +191,7 @@ int main(int argc, char** argv) {
   std::printf("|%s|%s|%s|%s|\n", std::string(39, '-').c_str(), std::string(11, '-').c_str(),
               std::string(11, '-').c_str(), std::string(12, '-').c_str());
   const double base = bare.percentile(0.5);
-  for (Row* row : {&bare, &status, &runner, &pinned, &plain, &empty, &empty_pinned}) {
+  for (Row* row : {&bare, &status, &runner, &placed, &pinned, &plain, &empty, &empty_pinned}) {
     if (row->samples.empty()) continue;
     double p50 = row->percentile(0.5);
     std::printf("| %-37s | %9.3f | %9.3f | %9.2fx |\n", row->name.c_str(), p50, row->percentile(0.9), p50 / base);

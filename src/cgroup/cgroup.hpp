@@ -14,6 +14,7 @@
 #include "common/clock.hpp"
 #include "common/cpuset.hpp"
 #include "common/error.hpp"
+#include "common/fd.hpp"
 #include "common/task_id.hpp"
 
 namespace runscope::cgroup {
@@ -59,6 +60,12 @@ class TaskCgroup {
   // v2 cgroupfs: a directory fd for clone3(CLONE_INTO_CGROUP), so the child starts inside.
   // Elsewhere -1: the runner forks the child held on a pipe and calls place() before releasing it.
   virtual int clone_into_fd() const { return -1; }
+
+  // v1 cgroupfs: each hierarchy's `tasks` file, opened for writing (close-on-exec), in placement
+  // order. The child, still single-threaded and before exec, writes "0" to each: moving itself
+  // spares the kernel's global threadgroup lock, whose writer waits an RCU grace period (the
+  // largest part of a v1 start under load). Empty: the runner holds the child and calls place().
+  virtual std::vector<UniqueFd> open_join_files() const { return {}; }
 
   // Moves a held (not yet exec'd) child in; returns only once the kernel lists it in every
   // hierarchy this cgroup spans. Throws on failure; the caller then kills the child.

@@ -16,6 +16,7 @@ namespace runscope::cgroup {
 
 namespace v1file {
 inline constexpr const char* kProcs = "cgroup.procs";
+inline constexpr const char* kTasks = "tasks";
 inline constexpr const char* kCpusetCpus = "cpuset.cpus";
 inline constexpr const char* kCpusetMems = "cpuset.mems";
 inline constexpr const char* kCpuShares = "cpu.shares";

@@ -1,5 +1,6 @@
 #include "cgroup/v1_task.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -47,12 +48,29 @@ const V2Dir* V1TaskCgroup::dir_with(const std::string& controller) const {
   return nullptr;
 }
 
-void V1TaskCgroup::place(pid_t pid) {
-  // cpuset first: once in the task's cpuset, the child never runs on a CPU it should not.
+// cpuset first: once in the task's cpuset, the child never runs on a CPU it should not.
+std::vector<std::size_t> V1TaskCgroup::placement_order() const {
   std::vector<std::size_t> order(hierarchies_.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_partition(order.begin(), order.end(), [&](std::size_t i) { return hierarchies_[i].has("cpuset"); });
-  for (auto i : order) dirs_[i].write(v1file::kProcs, std::to_string(pid));
+  return order;
+}
+
+// The kernel moves a thread that writes "0" to `tasks` without the global threadgroup lock
+// (cgroup_procs_write_start: a pid of 0 and a single thread need no threadgroup stability); a
+// write to `cgroup.procs` by another process takes it for writing and waits a grace period.
+std::vector<UniqueFd> V1TaskCgroup::open_join_files() const {
+  std::vector<UniqueFd> fds;
+  for (auto i : placement_order()) {
+    int fd = ::openat(dirs_[i].fd(), v1file::kTasks, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) throw_system_error("open " + (hierarchies_[i].dir / v1file::kTasks).string());
+    fds.emplace_back(fd);
+  }
+  return fds;
+}
+
+void V1TaskCgroup::place(pid_t pid) {
+  for (auto i : placement_order()) dirs_[i].write(v1file::kProcs, std::to_string(pid));
   check_placed(pid);
 }
 

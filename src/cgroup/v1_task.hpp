@@ -26,6 +26,7 @@ class V1TaskCgroup final : public TaskCgroup {
                std::filesystem::path proc_root);
   ~V1TaskCgroup() override;
 
+  std::vector<UniqueFd> open_join_files() const override;
   void place(pid_t pid) override;
   std::vector<pid_t> pids() const override;
   bool populated() const override { return !pids().empty(); }
@@ -42,6 +43,7 @@ class V1TaskCgroup final : public TaskCgroup {
   bool freeze(const Deadline& deadline) const;
   void thaw() const noexcept;
   void check_placed(pid_t pid) const;
+  std::vector<std::size_t> placement_order() const;  // cpuset first
 
   std::vector<V1Hierarchy> hierarchies_;
   std::vector<V2Dir> dirs_;  // one per hierarchy, opened by fd (the file ops are version-neutral)

@@ -30,7 +30,7 @@ constexpr int kChildFailureCode = 127;
 constexpr int kKernelSigsetBytes = 8;
 
 // Where in the child's set-up a failure happened; sent to the parent with its errno.
-enum class Stage : int { hold, signals, session, stdio, groups, gid, uid, chdir, exec };
+enum class Stage : int { hold, signals, session, stdio, groups, gid, uid, chdir, exec, join };
 struct Report {
   Stage stage;
   int err;
@@ -43,6 +43,8 @@ struct ChildPlan {
   char* const* envp;
   const char* cwd;  // nullptr: keep
   int hold_fd;      // -1: not held
+  const int* join_fds;  // v1 `tasks` files the child writes "0" to (TaskCgroup::open_join_files)
+  std::size_t join_count;
   int report_fd;
   int stdio[3];     // -1: inherit
   bool switch_user;
@@ -91,10 +93,23 @@ bool child_move_fd(int from, int to) {
   return ::syscall(SYS_dup3, from, to, 0) == to;
 }
 
+// The child joins its cgroup in every hierarchy before anything else, and before exec.
+void child_join(const ChildPlan& plan) {
+  static const char kSelf = '0';
+  for (std::size_t i = 0; i < plan.join_count; ++i) {
+    long n;
+    do {
+      n = ::syscall(SYS_write, plan.join_fds[i], &kSelf, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) child_fail(plan, Stage::join, n < 0 ? errno : EIO);
+  }
+}
+
 // Runs in the child after clone3: raw syscalls only (no locks, no allocation, no glibc state
 // that other threads of the parent may have held at clone time).
 [[noreturn]] void run_child(const ChildPlan& plan) {
   if (!child_wait_for_release(plan)) ::syscall(SYS_exit_group, kChildFailureCode);
+  child_join(plan);
   child_reset_signals();
   std::uint64_t empty_mask = 0;
   if (::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty_mask, nullptr, kKernelSigsetBytes) != 0)
@@ -133,6 +148,7 @@ std::string describe_failure(const Report& report, const SpawnSpec& spec) {
     case Stage::groups:
       return "cannot switch to gid " + std::to_string(spec.credentials->gid) + " for " + program + ": " + why;
     case Stage::stdio: return "cannot redirect standard streams of " + program + ": " + why;
+    case Stage::join: return "cannot place " + program + " in its cgroup: " + why;
     default: return "cannot prepare the process for " + program + ": " + why;
   }
 }
@@ -220,12 +236,16 @@ Process CloneSpawner::spawn(const SpawnSpec& spec, cgroup::TaskCgroup* cg) {
   UniqueFd err = spec.stderr_path ? open_output(*spec.stderr_path, "stderr") : UniqueFd();
   Pipe report = make_pipe();
   const int into_fd = cg != nullptr ? cg->clone_into_fd() : -1;
-  const bool held = cg != nullptr && into_fd < 0;
+  std::vector<UniqueFd> join = cg != nullptr && into_fd < 0 ? cg->open_join_files() : std::vector<UniqueFd>{};
+  std::vector<int> join_fds;
+  for (const auto& fd : join) join_fds.push_back(fd.get());
+  const bool held = cg != nullptr && into_fd < 0 && join.empty();
   Pipe hold = held ? make_pipe() : Pipe{};
 
   const auto& creds = spec.credentials;
   ChildPlan plan{path.c_str(), argv.get(), envp.get(), spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
-                 hold.read.get(), report.write.get(), {null_in.get(), out.get(), err.get()},
+                 hold.read.get(), join_fds.data(), join_fds.size(), report.write.get(),
+                 {null_in.get(), out.get(), err.get()},
                  creds.has_value(), creds ? creds->uid : 0, creds ? creds->gid : 0,
                  creds ? creds->groups.data() : nullptr, creds ? creds->groups.size() : 0};
 

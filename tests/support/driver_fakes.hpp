@@ -2,6 +2,7 @@
 // asks of them (no cgroupfs involved), and small helpers for tests that start real processes.
 #pragma once
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <functional>
@@ -19,11 +20,22 @@ struct FakeCgroupState {
   int destroyed = 0;
   int kill_alls = 0;
   std::function<void(pid_t)> on_place;  // may throw, to simulate a failed placement
+  // Files handed to the child as its "tasks" files (the v1 self-join); empty: held and placed.
+  std::vector<std::string> join_files;
+  int join_flags = O_WRONLY;  // O_RDONLY makes the child's write fail
 };
 
 class FakeTaskCgroup final : public cgroup::TaskCgroup {
  public:
   explicit FakeTaskCgroup(std::shared_ptr<FakeCgroupState> state) : state_(std::move(state)) {}
+  std::vector<UniqueFd> open_join_files() const override {
+    std::vector<UniqueFd> fds;
+    for (const auto& f : state_->join_files) {
+      fds.emplace_back(::open(f.c_str(), state_->join_flags | O_CLOEXEC | O_CREAT, 0644));
+      if (!fds.back()) throw_system_error("open " + f);
+    }
+    return fds;
+  }
   void place(pid_t pid) override {
     state_->placed.push_back(pid);
     if (state_->on_place) state_->on_place(pid);

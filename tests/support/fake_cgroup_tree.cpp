@@ -87,6 +87,7 @@ fs::path FakeCgroupTree::add_v1(const std::string& name, const std::vector<std::
 
 void FakeCgroupTree::populate(const fs::path& dir, const Hierarchy& h, bool is_root) const {
   put(dir / "cgroup.procs", "");
+  if (!h.v2) put(dir / "tasks", "");
   if (h.v2) {
     put(dir / "cgroup.controllers", join(h.controllers) + "\n");
     put(dir / "cgroup.subtree_control", "");

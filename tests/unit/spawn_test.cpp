@@ -184,6 +184,33 @@ TEST_F(ACloneSpawner, KillsAndReapsTheChildWhenPlacingFails) {
   EXPECT_EQ(output(), "");
 }
 
+// The v1 self-join: the child writes "0" to each of its cgroup's tasks files before exec, so the
+// task's first act already finds them written; nothing is held and place() is never called.
+TEST_F(ACloneSpawner, LetsTheChildJoinItsCgroupItselfBeforeExec) {
+  auto state = std::make_shared<FakeCgroupState>();
+  TempDir dir;
+  state->join_files = {(dir.path() / "a").string(), (dir.path() / "b").string()};
+  FakeTaskCgroup cg(state);
+  EXPECT_EQ(run(shell("cat " + state->join_files[0] + " " + state->join_files[1]), &cg), (ExitStatus{false, 0}));
+  EXPECT_EQ(output(), "00");
+  EXPECT_TRUE(state->placed.empty());
+}
+
+TEST_F(ACloneSpawner, ReportsAChildThatCannotJoinItsCgroupAndRunsNothing) {
+  auto state = std::make_shared<FakeCgroupState>();
+  TempDir dir;
+  state->join_files = {(dir.path() / "a").string()};
+  state->join_flags = O_RDONLY;
+  FakeTaskCgroup cg(state);
+  try {
+    spawner_.spawn(shell("echo ran"), &cg);
+    FAIL() << "expected the join to fail";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot place 'sh' in its cgroup"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(output(), "");
+}
+
 TEST_F(ACloneSpawner, SwitchesToTheGivenUser) {
   if (::geteuid() != 0) GTEST_SKIP() << "switching users needs root";
   SpawnSpec spec = shell("id -u; id -g");
