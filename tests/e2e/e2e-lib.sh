@@ -49,13 +49,19 @@ UNIT
   ln -s "$UNIT_DIR/runscope.slice" "$units/runscope.slice"
 }
 
+# The host's runscope cgroup folders, without the per-pid `runscope-test-PID-*` ones that other
+# test runs on this machine make and remove while this one runs (the package never makes those).
+e2e_runscope_cgroups() {
+  ls -d /sys/fs/cgroup/*/runscope* 2>/dev/null | grep -v '/runscope-test-[0-9]' || true
+}
+
 # Records which of the package's paths, groups and cgroup folders exist before the install.
 e2e_snapshot_host() {
   local dir=$1 path
   mkdir -p "$dir"
   dpkg-deb -c "$DEB1" | awk '{print substr($6, 2)}' | sed 's|/$||' | grep -v '^$' > "$dir/paths"
   while read -r path; do [ -e "$path" ] && echo "$path"; done < "$dir/paths" > "$dir/existing"
-  ls -d /sys/fs/cgroup/*/runscope* 2>/dev/null > "$dir/cgroups" || true
+  e2e_runscope_cgroups > "$dir/cgroups"
 }
 
 e2e_check_installed() {
@@ -129,7 +135,7 @@ e2e_check_purged() {
     "! test -e /etc/systemd/system/multi-user.target.wants/runscoped.service &&
      ! ls /var/lib/systemd/deb-systemd-helper-enabled/ 2>/dev/null | grep -q runscope"
   check "no runscope cgroup folder left on the host" \
-    bash -c "diff <(ls -d /sys/fs/cgroup/*/runscope* 2>/dev/null) '$before/cgroups'"
+    bash -c "$(declare -f e2e_runscope_cgroups); diff <(e2e_runscope_cgroups) '$before/cgroups'"
 }
 
 # --- daemon steps (need runscoped in the package) ---
