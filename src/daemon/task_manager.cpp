@@ -112,8 +112,10 @@ TaskManager::TaskManager(cgroup::Backend& backend, cpuset::Cpusets* cpusets, Shi
   if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, wake_fd_.get(), &wake_event) < 0) {
     throw_system_error("epoll_ctl add the watcher's eventfd");
   }
+  // A packaged install makes the state dir 0750 root:runscope (tmpfiles.d) and that mode stays;
+  // made here, it gets 0755 so that callers can open their own tasks' log files.
+  if (fs::create_directories(options_.state_dir)) ::chmod(options_.state_dir.c_str(), 0755);
   fs::create_directories(options_.state_dir / kTasksDir);
-  ::chmod(options_.state_dir.c_str(), 0755);
   watcher_ = std::thread([this] { watch(); });
 }
 
