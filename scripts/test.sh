@@ -1,8 +1,9 @@
 #!/bin/bash
 # Sets up, builds and runs every runscope test layer. This is the command README.md gives and
 # .ci/run calls. Needs root for the host and systemd layers (they skip with a reason otherwise).
-#   scripts/test.sh            everything: unit, host, systemd, then ASan+UBSan and TSan builds
-#   scripts/test.sh --quick    the plain build only (for development)
+#   scripts/test.sh            everything: unit, host, systemd and fault layers, then ASan+UBSan and
+#                              TSan builds, the fuzz targets, and the package install-to-purge test
+#   scripts/test.sh --quick    the plain build only (unit, host, systemd, faults; for development)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=0
@@ -32,6 +33,10 @@ build_and_test() {
 }
 
 build_and_test build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [ "$(id -u)" -eq 0 ]; then
+  echo "=== build: fault tests (docs/faults.md)"
+  ctest --test-dir build -L '^faults$' --output-on-failure
+fi
 if [ "$QUICK" -eq 0 ]; then
   # The suppressions only drop reports from inside Debian's uninstrumented sd-bus and sdbus-c++
   # (see the files for why); everything of ours is still checked.
@@ -39,5 +44,11 @@ if [ "$QUICK" -eq 0 ]; then
     build_and_test build-asan -DCMAKE_BUILD_TYPE=Debug -DRUNSCOPE_ASAN=ON
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/systemd/tsan.supp" \
     build_and_test build-tsan -DCMAKE_BUILD_TYPE=Debug -DRUNSCOPE_TSAN=ON
+  echo "=== build-fuzz: libFuzzer targets, 30 s each (docs/hardening.md)"
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -DRUNSCOPE_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build build-fuzz -j"$JOBS"
+  tests/fuzz/run-fuzz.sh build-fuzz 30
+  echo "=== e2e: package install-to-purge (docs/packaging.md)"
+  tests/e2e/run-e2e.sh
 fi
 echo "=== all test layers passed"
