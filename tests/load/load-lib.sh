@@ -6,7 +6,13 @@ LOAD_TIMEOUT=${LOAD_TIMEOUT:-60}  # seconds for the daemon to come up, or what i
 LOAD_INFLIGHT=${LOAD_INFLIGHT:-32}  # calls pending at once: well below the bus's cap of 128 replies
 LOAD_V1_CONTROLLERS="cpuset cpu cpuacct memory pids freezer"
 
-load_fail() { echo "load: FAILED: $*" >&2; exit 1; }
+# A failure also ends this run's daemon (its tasks stay for the caller's teardown to kill) and bus.
+load_fail() {
+  echo "load: FAILED: $*" >&2
+  [ -n "${LOAD_DAEMON_PID:-}" ] && kill -TERM "$LOAD_DAEMON_PID" 2>/dev/null && wait "$LOAD_DAEMON_PID" 2>/dev/null
+  [ -n "${LOAD_BUS_PID:-}" ] && kill -TERM "$LOAD_BUS_PID" 2>/dev/null
+  exit 1
+}
 
 # Host-wide limits are only checked: pid_max and threads-max bound every process on the machine,
 # and other people's tests run beside this one. Each task is two processes (shim + task).
