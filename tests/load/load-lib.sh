@@ -6,7 +6,13 @@ LOAD_TIMEOUT=${LOAD_TIMEOUT:-60}  # seconds for the daemon to come up, or what i
 LOAD_INFLIGHT=${LOAD_INFLIGHT:-32}  # calls pending at once: well below the bus's cap of 128 replies
 LOAD_V1_CONTROLLERS="cpuset cpu cpuacct memory pids freezer"
 
-load_fail() { echo "load: FAILED: $*" >&2; exit 1; }
+# A failure also ends this run's daemon (its tasks stay for the caller's teardown to kill) and bus.
+load_fail() {
+  echo "load: FAILED: $*" >&2
+  [ -n "${LOAD_DAEMON_PID:-}" ] && kill -TERM "$LOAD_DAEMON_PID" 2>/dev/null && wait "$LOAD_DAEMON_PID" 2>/dev/null
+  [ -n "${LOAD_BUS_PID:-}" ] && kill -TERM "$LOAD_BUS_PID" 2>/dev/null
+  exit 1
+}
 
 # Host-wide limits are only checked: pid_max and threads-max bound every process on the machine,
 # and other people's tests run beside this one. Each task is two processes (shim + task).
@@ -73,11 +79,11 @@ load_bin() {  # load_bin BUILD NAME: a binary of the build, wherever the build p
   load_fail "$2 not found in $1"
 }
 
-# Pids of our shims (by their binary's full path, argv[0]) and of our tasks (by the unique sleep
+# Pids of this run's shims (by their binary's path and task folder) and tasks (by the unique sleep
 # argument), with pgrep: scanning /proc from the shell is too slow with 20,000 processes.
 load_pids_of() {
-  local shim=$1 marker=$2
-  pgrep -f -- "^$shim " || true
+  local shim=$1 marker=$2 work=$3
+  pgrep -f -- "^$shim $work/" || true  # the shim's first argument is its task folder, ours
   pgrep -f -- "$marker" || true
 }
 
@@ -86,7 +92,7 @@ load_pids_of() {
 load_at_peak() {
   local cli=$1 bus=$2 work=$3 shim=$4 pid
   "$cli" --bus "$bus" ps --json > "$work/ps.json" || return 1
-  for pid in $(pgrep -f -- "^$shim " | head -n 50); do
+  for pid in $(pgrep -f -- "^$shim $work/" | head -n 50); do
     awk '/^VmRSS:/ {r = $2} /^RssAnon:/ {a = $2} END {print r, a}' "/proc/$pid/status" 2>/dev/null
   done | sort -n | awk '{r[NR] = $1; a[NR] = $2} END {
     if (NR == 0) exit 1
@@ -172,7 +178,7 @@ load_inner() {
   kill -TERM "$LOAD_BUS_PID"; wait "$LOAD_BUS_PID" 2>/dev/null || true
   local left=""
   for i in $(seq 1 $((LOAD_TIMEOUT * 10))); do
-    left=$(load_pids_of "$shim" "sleep $marker")
+    left=$(load_pids_of "$shim" "sleep $marker" "$work")
     [ -z "$left" ] && break
     sleep 0.1
   done
