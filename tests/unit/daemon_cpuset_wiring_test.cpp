@@ -18,6 +18,7 @@
 #include "daemon/task_manager.hpp"
 #include "driver/shim_protocol.hpp"
 #include "support/driver_fakes.hpp"
+#include "support/paused_shims.hpp"
 #include "support/fake_cgroup_tree.hpp"
 
 namespace runscope::daemon {
@@ -122,33 +123,6 @@ class RecordingApplier final : public cpuset::Applier {
   std::vector<std::string> log_;
 };
 
-// A shim stand-in: a paused child the test ends by writing exit.json and killing it.
-class FakeShims final : public ShimLauncher {
- public:
-  LaunchedShim launch(const fs::path& dir, cgroup::TaskCgroup& cg, const Deadline&) override {
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      for (;;) ::pause();
-    }
-    LaunchedShim s;
-    s.pid = s.task_pid = pid;
-    s.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-    s.start_time = driver::process_start_time(pid).value_or(0);
-    shims.push_back({pid, dir, cg.location()});
-    return s;
-  }
-  void end(std::size_t i) {
-    driver::write_exit_record(shims.at(i).dir, {driver::ExitStatus{false, 0}, shims[i].pid,
-                                                std::chrono::system_clock::now()});
-    ::kill(shims[i].pid, SIGKILL);
-  }
-  struct Shim {
-    pid_t pid;
-    fs::path dir;
-    std::string cgroup;
-  };
-  std::vector<Shim> shims;
-};
 
 driver::TaskSpec spec_for(const std::string& task, std::optional<unsigned> cores = std::nullopt) {
   driver::TaskSpec s;
@@ -206,7 +180,7 @@ class ADaemonOnV2Cgroupfs : public ::testing::Test {
   std::unique_ptr<cpuset::Cpusets> cpusets_;
   std::unique_ptr<cgroup::Backend> backend_;
   testing::TempDir dir_;
-  FakeShims shims_;
+  PausedShims shims_;
   ManagerOptions options_;
   std::unique_ptr<TaskManager> manager_;
   std::mutex mutex_;

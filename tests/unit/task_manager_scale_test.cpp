@@ -17,6 +17,7 @@
 #include "daemon/task_manager.hpp"
 #include "driver/shim_protocol.hpp"
 #include "support/driver_fakes.hpp"
+#include "support/paused_shims.hpp"
 
 namespace runscope::daemon {
 namespace {
@@ -26,27 +27,6 @@ using namespace std::chrono_literals;
 
 constexpr int kTasks = 300;
 
-class PausedShims final : public ShimLauncher {
- public:
-  LaunchedShim launch(const fs::path& dir, cgroup::TaskCgroup&, const Deadline&) override {
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      for (;;) ::pause();
-    }
-    LaunchedShim s;
-    s.pid = s.task_pid = pid;
-    s.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-    s.start_time = driver::process_start_time(pid).value_or(0);
-    shims.emplace_back(pid, dir);
-    return s;
-  }
-  void end(std::size_t i, int code) {
-    driver::write_exit_record(shims.at(i).second, {driver::ExitStatus{false, code}, shims[i].first,
-                                                   std::chrono::system_clock::now()});
-    ::kill(shims[i].first, SIGKILL);
-  }
-  std::vector<std::pair<pid_t, fs::path>> shims;
-};
 
 // Counts the TaskCgroup handles alive (each would hold folder fds on v1) and what was done with them.
 struct HandleCounts {

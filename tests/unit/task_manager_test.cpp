@@ -9,6 +9,7 @@
 #include "daemon/task_manager.hpp"
 #include "driver/shim_protocol.hpp"
 #include "support/driver_fakes.hpp"
+#include "support/paused_shims.hpp"
 
 namespace runscope::daemon {
 namespace {
@@ -16,30 +17,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-class FakeShims final : public ShimLauncher {
- public:
-  LaunchedShim launch(const fs::path& dir, cgroup::TaskCgroup&, const Deadline&) override {
-    if (fail) throw Error(ErrorKind::not_found, "cannot execute 'nope': No such file or directory");
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      for (;;) ::pause();
-    }
-    LaunchedShim s;
-    s.pid = s.task_pid = pid;
-    s.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-    s.start_time = driver::process_start_time(pid).value_or(0);
-    shims.emplace_back(pid, dir);
-    return s;
-  }
-  // The task "exits" with `code`: the shim records it and ends.
-  void end(std::size_t i, int code) {
-    driver::write_exit_record(shims.at(i).second, {driver::ExitStatus{false, code}, shims[i].first,
-                                                   std::chrono::system_clock::now()});
-    ::kill(shims[i].first, SIGKILL);
-  }
-  bool fail = false;
-  std::vector<std::pair<pid_t, fs::path>> shims;
-};
 
 driver::TaskSpec spec_for(const std::string& task) {
   driver::TaskSpec s;
@@ -76,7 +53,7 @@ class ATaskManager : public ::testing::Test {
 
   testing::TempDir dir_;
   testing::FakeBackend backend_;
-  FakeShims shims_;
+  PausedShims shims_;
   SteadyClock clock_;
   ManagerOptions options_;
   std::unique_ptr<TaskManager> manager_;
@@ -111,7 +88,7 @@ TEST_F(ATaskManager, KeepsABoundedHistoryPerTask) {
 
 TEST_F(ATaskManager, ReportsAShimThatDiedWithoutARecordAsLost) {
   auto id = manager_->start(spec_for("t"), Caller{});
-  ::kill(shims_.shims[0].first, SIGKILL);
+  ::kill(shims_.shims[0].pid, SIGKILL);
   ASSERT_TRUE(wait_for(id, TaskState::lost));
   EXPECT_FALSE(manager_->inspect(id, Caller{}).exit_code);
 }
