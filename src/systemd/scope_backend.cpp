@@ -255,6 +255,15 @@ std::unique_ptr<cgroup::TaskCgroup> SystemdBackend::create(const TaskId& id, con
   return std::make_unique<ScopeCgroup>(*this, id, limits);
 }
 
+std::string SystemdBackend::slice_property(const std::string& unit) const {
+  try {
+    return std::get<std::string>(manager_.get_unit_property(unit, kScopeInterface, "Slice"));
+  } catch (const BusError& e) {
+    if (e.is(kNoSuchUnit)) throw Error(ErrorKind::not_found, "no scope " + unit);
+    throw;
+  }
+}
+
 std::unique_ptr<cgroup::TaskCgroup> SystemdBackend::adopt(const std::string& cgroup_name,
                                                           cgroup::CpuPartition partition) {
   if (cgroup_name.empty() || cgroup_name.find('/') != std::string::npos)
@@ -262,23 +271,23 @@ std::unique_ptr<cgroup::TaskCgroup> SystemdBackend::adopt(const std::string& cgr
   const std::string unit = cgroup_name + kScopeSuffix;
   auto status = manager_.unit_status(unit);
   if (!status || status->load_state != "loaded") throw Error(ErrorKind::not_found, "no scope " + unit);
-  std::string slice;
-  try {
-    slice = std::get<std::string>(manager_.get_unit_property(unit, kScopeInterface, "Slice"));
-  } catch (const BusError& e) {
-    if (e.is(kNoSuchUnit)) throw Error(ErrorKind::not_found, "no scope " + unit);
-    throw;
-  }
   const auto ours = our_slices();
-  if (std::find(ours.begin(), ours.end(), slice) == ours.end())
-    throw Error(ErrorKind::conflict, "scope " + unit + " is in slice '" + slice + "', not runscope's " +
-                                         slice_for(options_.parent_slice, partition) + "; not adopting it");
+  auto is_ours = [&](const std::string& slice) { return std::find(ours.begin(), ours.end(), slice) != ours.end(); };
+  auto refuse = [&](const std::string& slice) {
+    return Error(ErrorKind::conflict, "scope " + unit + " is in slice '" + slice + "', not runscope's " +
+                                          slice_for(options_.parent_slice, partition) + "; not adopting it");
+  };
   if (status->active_state == "inactive" || status->active_state == "failed") {
-    manager_.reset_failed_unit(unit);  // a dead scope only holds the name: let it go
+    if (is_ours(slice_property(unit))) manager_.reset_failed_unit(unit);  // a dead scope only holds the name
     throw Error(ErrorKind::not_found, "scope " + unit + " has ended (" + status->active_state + ")");
   }
   auto control_group = manager_.control_group(unit);
   if (control_group.empty()) throw Error(ErrorKind::not_found, "scope " + unit + " has no cgroup left");
+  // Where its cgroup is, not its Slice property: after a daemon-reload (a package upgrade does
+  // one) systemd 252 reports a transient scope's Slice as system.slice, while the scope's cgroup
+  // and processes stay under our slice (seen in tests/e2e).
+  const std::string slice = std::filesystem::path(control_group).parent_path().filename().string();
+  if (!is_ours(slice)) throw refuse(slice);
   // V2Dir::open throws not_found when the folder went away meanwhile.
   auto dir = cgroup::V2Dir::open(options_.cgroup_root / std::filesystem::path(control_group).relative_path());
   return std::make_unique<ScopeCgroup>(*this, unit, slice, control_group, std::move(dir));
@@ -316,11 +325,17 @@ std::vector<FoundScope> SystemdBackend::find_scopes() const {
   std::vector<FoundScope> found;
   for (const auto& unit : manager_.list_units_by_patterns({}, {"*.scope"})) {
     try {
-      auto slice = std::get<std::string>(manager_.get_unit_property(unit.name, kScopeInterface, "Slice"));
+      // By its cgroup while it has one (see adopt(): the Slice property can be wrong after a
+      // daemon-reload), else by the Slice property.
+      auto control_group = manager_.control_group(unit.name);
+      auto slice = control_group.empty() ? slice_property(unit.name)
+                                         : std::filesystem::path(control_group).parent_path().filename().string();
       if (std::find(ours.begin(), ours.end(), slice) == ours.end()) continue;
-      found.push_back({unit.name, slice, unit.active_state, manager_.control_group(unit.name)});
+      found.push_back({unit.name, slice, unit.active_state, control_group});
     } catch (const BusError& e) {
       if (!e.is(kNoSuchUnit)) throw;  // collected between the listing and the question
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::not_found) throw;  // the same, seen by slice_property()
     }
   }
   return found;

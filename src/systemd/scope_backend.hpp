@@ -65,6 +65,7 @@ class SystemdBackend final : public cgroup::Backend {
   std::mutex& pidfd_probe_mutex() { return pidfd_probe_mutex_; }
   bool pidfds_refused() const { return pidfd_support() == PidfdSupport::refused; }
   std::vector<std::string> our_slices() const;
+  std::string slice_property(const std::string& unit) const;  // the unit's Slice; not_found if none
   // The slice's ControlGroup, asked once per slice: a scope's folder is "<that>/<unit>", which
   // saves a round trip per task (the answer is still checked against /proc/PID/cgroup).
   std::string slice_control_group(const std::string& slice);

@@ -264,8 +264,25 @@ e2e_daemon_stop_tasks() {
   for t in e2e/shared e2e/pinned e2e/hello e2e-m/mine; do
     check "stop $t" rs stop "${t%/*}" "${t#*/}"
   done
-  eventually "no task scope left under runscope.slice" bash -c "$(declare -f ct_in); CT_PID1=$CT_PID1;
-     [ -z \"\$(ct_in find /sys/fs/cgroup/runscope.slice -name '*.scope' 2>/dev/null)\" ]"
+  if ! E2E_TASK_TIMEOUT=$E2E_TASK_TIMEOUT eventually_quiet bash -c "$(declare -f ct_in); CT_PID1=$CT_PID1;
+     [ -z \"\$(ct_in find /sys/fs/cgroup/runscope.slice -name '*.scope' 2>/dev/null)\" ]"; then
+    echo "e2e: scopes still there:" >&2
+    ct_in find /sys/fs/cgroup/runscope.slice -name '*.scope' >&2 || true
+    ct_in systemctl list-units --all --no-pager 'e2e*' >&2 || true
+    rs ps >&2 || true
+    ct_in journalctl --no-pager -n 60 -u runscoped >&2 || true
+    fail "no task scope left under runscope.slice (not within ${E2E_TASK_TIMEOUT}s)"
+  fi
+  ok "no task scope left under runscope.slice"
+}
+
+# Like eventually, but returns 1 instead of failing, so the caller can say what it saw.
+eventually_quiet() {
+  local deadline=$((SECONDS + E2E_TASK_TIMEOUT))
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.2
+  done
 }
 
 e2e_cleanup() {

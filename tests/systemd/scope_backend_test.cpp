@@ -230,6 +230,33 @@ TEST_F(ASystemdBackend, PutsPartitionedTasksUnderTheSharedAndReservedSlices) {
   cgb->destroy(deadline());
 }
 
+// systemd 252 reports a transient scope's Slice as system.slice after a daemon-reload (a package
+// upgrade does one), while its cgroup stays under ours: adoption must go by the cgroup.
+TEST_F(ASystemdBackend, AdoptsAndFindsAPartitionedScopeAfterADaemonReload) {
+  Limits shared;
+  shared.partition = cgroup::CpuPartition::shared;
+  const auto id = new_task("reloaded");
+  auto cg = backend_->create(id, shared);
+  HeldChild child(AfterRelease::report_then_pause);
+  cg->place(child.pid());
+  child.release();
+  ASSERT_EQ(unified_line(child.first_report()), "/runscope.slice/runscope-shared.slice/" + id.unit_name());
+  cg->disown();  // as a daemon that stops and leaves its tasks running
+  cg.reset();
+
+  run_command("systemctl daemon-reload");
+  SystemdBackend after_restart(*manager_);
+  auto found = after_restart.find_scopes();
+  EXPECT_TRUE(std::any_of(found.begin(), found.end(), [&](const FoundScope& s) {
+    return s.unit == id.unit_name() && s.slice == "runscope-shared.slice";
+  }));
+  auto adopted = after_restart.adopt(id.cgroup_name(), cgroup::CpuPartition::shared);
+  EXPECT_EQ(adopted->pids(), std::vector<pid_t>{child.pid()});
+  adopted->destroy(deadline());
+  EXPECT_TRUE(child.reap());
+  EXPECT_TRUE(unit_gone(id.unit_name()));
+}
+
 TEST_F(ASystemdBackend, KeepsRunningTasksThroughDaemonReloadAndDaemonReexec) {
   const auto id = new_task("survivor");
   auto cg = backend_->create(id, Limits{});
