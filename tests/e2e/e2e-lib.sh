@@ -20,12 +20,17 @@ check() {
 # eventually DESCRIPTION CMD...: CMD must succeed before E2E_TASK_TIMEOUT seconds pass.
 eventually() {
   local what=$1; shift
+  eventually_quiet "$@" || fail "$what (not within ${E2E_TASK_TIMEOUT}s: $*)"
+  ok "$what"
+}
+
+# Like eventually, but returns 1 instead of failing, so the caller can say what it saw.
+eventually_quiet() {
   local deadline=$((SECONDS + E2E_TASK_TIMEOUT))
   until "$@" >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "$what (not within ${E2E_TASK_TIMEOUT}s: $*)"
+    [ "$SECONDS" -lt "$deadline" ] || return 1
     sleep 0.2
   done
-  ok "$what"
 }
 
 # The contained systemd's unit folder: the harness's test.target and D-Bus units, plus symlinks to
@@ -264,7 +269,7 @@ e2e_daemon_stop_tasks() {
   for t in e2e/shared e2e/pinned e2e/hello e2e-m/mine; do
     check "stop $t" rs stop "${t%/*}" "${t#*/}"
   done
-  if ! E2E_TASK_TIMEOUT=$E2E_TASK_TIMEOUT eventually_quiet bash -c "$(declare -f ct_in); CT_PID1=$CT_PID1;
+  if ! eventually_quiet bash -c "$(declare -f ct_in); CT_PID1=$CT_PID1;
      [ -z \"\$(ct_in find /sys/fs/cgroup/runscope.slice -name '*.scope' 2>/dev/null)\" ]"; then
     echo "e2e: scopes still there:" >&2
     ct_in find /sys/fs/cgroup/runscope.slice -name '*.scope' >&2 || true
@@ -276,14 +281,6 @@ e2e_daemon_stop_tasks() {
   ok "no task scope left under runscope.slice"
 }
 
-# Like eventually, but returns 1 instead of failing, so the caller can say what it saw.
-eventually_quiet() {
-  local deadline=$((SECONDS + E2E_TASK_TIMEOUT))
-  until "$@" >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.2
-  done
-}
 
 e2e_cleanup() {
   local status=$?
