@@ -2,7 +2,7 @@
 # Installs everything runscope needs to build, test and benchmark on Debian 12 / Ubuntu 22.04+.
 # Idempotent: packages already present are left as they are.
 set -eu
-PACKAGES="build-essential cmake pkg-config git ca-certificates
+PACKAGES="build-essential cmake pkg-config git ca-certificates ccache
   libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev libtomlplusplus-dev libspdlog-dev
   libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev googletest
   clang libclang-rt-dev systemd dbus util-linux procps python3
