@@ -5,7 +5,6 @@
 // call failed or a listing did not show what it should (tests/load/run-load.sh asserts on it).
 //   load_client --bus ADDRESS --daemon-pid PID [--n N] [--inflight K] [--alloc A] [--then SHELL_CMD]
 //               [-- CMD ARGS...]
-#include <sdbus-c++/sdbus-c++.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -22,6 +21,8 @@
 #include <thread>
 #include <tuple>
 #include <vector>
+
+#include "compat/sdbus.hpp"
 
 namespace {
 
@@ -205,8 +206,7 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 int main(int argc, char** argv) {
   auto o = parse(argc, argv);
   auto connection = sdbus::createSessionBusConnectionWithAddress(o.bus);
-  auto proxy = sdbus::createProxy(*connection, kBusName, kObjectPath);
-  proxy->finishRegistration();
+  auto proxy = runscope::compat::make_proxy(*connection, kBusName, kObjectPath);
   connection->enterEventLoopAsync();
   int bad = 0;
   auto cpu0 = sample(o.daemon_pid);
@@ -216,7 +216,7 @@ int main(int argc, char** argv) {
   bad += run_all(o.n, o.inflight, [&](int i, auto done) {
     proxy->callMethodAsync("StartTask").onInterface(kInterface).withTimeout(kCallTimeout)
         .withArguments(spec_json(o, i))
-        .uponReplyInvoke([done](const sdbus::Error* e, std::string, std::string) { done(e); });
+        .uponReplyInvoke([done](runscope::compat::AsyncError e, std::string, std::string) { done(runscope::compat::error_of(e)); });
   });
   double start_s = since(t0);
   auto cpu1 = sample(o.daemon_pid);
@@ -237,7 +237,7 @@ int main(int argc, char** argv) {
   bad += run_all(o.n, o.inflight, [&](int i, auto done) {
     proxy->callMethodAsync("StopTask").onInterface(kInterface).withTimeout(kCallTimeout)
         .withArguments(o.alloc, "t" + std::to_string(i), uint64_t{5'000'000})
-        .uponReplyInvoke([done](const sdbus::Error* e) { done(e); });
+        .uponReplyInvoke([done](runscope::compat::AsyncError e) { done(runscope::compat::error_of(e)); });
   });
   double stop_s = since(t1);
   auto cpu2 = sample(o.daemon_pid);
@@ -245,7 +245,7 @@ int main(int argc, char** argv) {
   bad += run_all(o.n, o.inflight, [&](int i, auto done) {
     proxy->callMethodAsync("DestroyTask").onInterface(kInterface).withTimeout(kCallTimeout)
         .withArguments(o.alloc, "t" + std::to_string(i))
-        .uponReplyInvoke([done](const sdbus::Error* e) { done(e); });
+        .uponReplyInvoke([done](runscope::compat::AsyncError e) { done(runscope::compat::error_of(e)); });
   });
   double destroy_s = since(t2);
   auto cpu3 = sample(o.daemon_pid);

@@ -8,7 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <sdbus-c++/sdbus-c++.h>
+#include "compat/sdbus.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -149,19 +149,18 @@ double our_throughput(SystemdBackend& backend) {
 double bare_ceiling() {
   HeldBatch batch(kThroughputTasks);
   auto conn = sdbus::createSystemBusConnection();
-  auto proxy = sdbus::createProxy(*conn, "org.freedesktop.systemd1", "/org/freedesktop/systemd1");
+  auto proxy = compat::make_proxy(*conn, "org.freedesktop.systemd1", "/org/freedesktop/systemd1");
   std::mutex m;
   std::condition_variable cv;
   int done = 0;
   std::counting_semaphore<kInFlight> slots(kInFlight);
-  proxy->uponSignal("JobRemoved").onInterface("org.freedesktop.systemd1.Manager")
-      .call([&](uint32_t, const sdbus::ObjectPath&, const std::string& unit, const std::string&) {
-        if (unit.rfind("bare", 0) != 0) return;
-        { std::lock_guard l(m); ++done; }
-        slots.release();
-        cv.notify_all();
-      });
-  proxy->finishRegistration();
+  compat::on_signal(*proxy, "org.freedesktop.systemd1.Manager", "JobRemoved",
+                    [&](uint32_t, const sdbus::ObjectPath&, const std::string& unit, const std::string&) {
+                      if (unit.rfind("bare", 0) != 0) return;
+                      { std::lock_guard l(m); ++done; }
+                      slots.release();
+                      cv.notify_all();
+                    });
   proxy->callMethod("Subscribe").onInterface("org.freedesktop.systemd1.Manager");
   conn->enterEventLoopAsync();
   static int round = 0;  // names differ per round: the last round's scopes may not be collected yet
@@ -176,8 +175,8 @@ double bare_ceiling() {
     std::vector<sdbus::Struct<std::string, std::vector<sdbus::Struct<std::string, sdbus::Variant>>>> aux;
     proxy->callMethodAsync("StartTransientUnit").onInterface("org.freedesktop.systemd1.Manager")
         .withArguments("bare" + tag + "-" + std::to_string(i) + ".scope", std::string("fail"), props, aux)
-        .uponReplyInvoke([](const sdbus::Error* e, sdbus::ObjectPath) {
-          if (e) std::fprintf(stderr, "bare start failed: %s\n", e->getMessage().c_str());
+        .uponReplyInvoke([](compat::AsyncError e, sdbus::ObjectPath) {
+          if (e) std::fprintf(stderr, "bare start failed: %s\n", compat::error_of(e)->getMessage().c_str());
         });
   }
   std::unique_lock l(m);

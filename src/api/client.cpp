@@ -2,11 +2,10 @@
 
 #include <poll.h>
 
-#include <sdbus-c++/sdbus-c++.h>
-
 #include "api/bus.hpp"
 #include "api/errors.hpp"
 #include "common/error.hpp"
+#include "compat/sdbus.hpp"
 
 namespace runscope::api {
 namespace {
@@ -34,7 +33,7 @@ ManagerClient::ManagerClient(const std::string& bus) : bus_(bus) {
     if (e.kind() != ErrorKind::unsupported) throw;
     throw Error(ErrorKind::unsupported, daemon_missing_hint(bus) + " (" + e.what() + ")");
   }
-  proxy_ = sdbus::createProxy(*connection_, kBusName, kObjectPath);
+  proxy_ = compat::make_proxy(*connection_, kBusName, kObjectPath);
 }
 
 ManagerClient::~ManagerClient() = default;
@@ -158,21 +157,19 @@ std::string ManagerClient::version() {
 
 void ManagerClient::watch(std::function<void(const StateChange&)> on_change) {
   on_change_ = std::move(on_change);
-  proxy_->uponSignal("TaskStateChanged").onInterface(kInterface).call(
-      [this](const std::string& alloc, const std::string& task, const std::string& state, std::int32_t exit_code,
-             std::int32_t signal, bool oom) {
-        if (on_change_) on_change_({alloc, task, state, exit_code, signal, oom});
-      });
-  proxy_->finishRegistration();
+  compat::on_signal(*proxy_, kInterface, "TaskStateChanged",
+                    [this](const std::string& alloc, const std::string& task, const std::string& state,
+                           std::int32_t exit_code, std::int32_t signal, bool oom) {
+                      if (on_change_) on_change_({alloc, task, state, exit_code, signal, oom});
+                    });
 }
 
 void ManagerClient::pump(std::chrono::milliseconds budget) {
-  while (connection_->processPendingRequest()) {
+  while (compat::process_pending(*connection_)) {
   }
-  auto data = connection_->getEventLoopPollData();
-  pollfd fd{data.fd, data.events, 0};
-  ::poll(&fd, 1, static_cast<int>(budget.count()));
-  while (connection_->processPendingRequest()) {
+  auto set = compat::poll_set(*connection_);
+  ::poll(set.fds.data(), set.count, static_cast<int>(budget.count()));
+  while (compat::process_pending(*connection_)) {
   }
 }
 

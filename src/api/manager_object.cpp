@@ -7,6 +7,7 @@
 #include "api/errors.hpp"
 #include "api/json_views.hpp"
 #include "common/error.hpp"
+#include "compat/sdbus.hpp"
 
 namespace runscope::api {
 namespace {
@@ -37,8 +38,8 @@ gid_t primary_gid(uid_t uid) {
 }  // namespace
 
 sdbus::Error to_bus_error(const std::exception& error) {
-  if (auto* e = dynamic_cast<const Error*>(&error)) return sdbus::Error(error_name(e->kind()), e->what());
-  return sdbus::Error(error_name(ErrorKind::system), error.what());
+  if (auto* e = dynamic_cast<const Error*>(&error)) return compat::make_error(error_name(e->kind()), e->what());
+  return compat::make_error(error_name(ErrorKind::system), error.what());
 }
 
 namespace {
@@ -48,7 +49,7 @@ constexpr std::size_t kMaxQueuedSignals = 65536;
 
 ManagerObject::ManagerObject(sdbus::IConnection& connection, daemon::TaskService& service, SpecParser parse_spec,
                              ManagerObjectOptions options)
-    : AdaptorInterfaces(connection, kObjectPath),
+    : AdaptorInterfaces(connection, sdbus::ObjectPath(kObjectPath)),
       service_(service),
       parse_spec_(std::move(parse_spec)),
       pool_(options.workers, options.max_queued),
@@ -65,20 +66,21 @@ ManagerObject::~ManagerObject() {
 }
 
 daemon::Caller ManagerObject::caller() const {
-  auto message = getObject().getCurrentlyProcessedMessage();
-  daemon::Caller who;
-  try {
-    who.uid = message->getCredsUid();
-  } catch (const sdbus::Error& e) {
-    // Without a uid there is no caller to act for: refuse rather than guess.
-    throw Error(ErrorKind::permission, "cannot tell who sent the call: " + e.getMessage());
-  }
-  try {
-    who.gid = message->getCredsGid();
-  } catch (const sdbus::Error&) {
-    who.gid = primary_gid(who.uid);
-  }
-  return who;
+  return compat::with_current_message(getObject(), [](const sdbus::Message& message) {
+    daemon::Caller who;
+    try {
+      who.uid = message.getCredsUid();
+    } catch (const sdbus::Error& e) {
+      // Without a uid there is no caller to act for: refuse rather than guess.
+      throw Error(ErrorKind::permission, "cannot tell who sent the call: " + e.getMessage());
+    }
+    try {
+      who.gid = message.getCredsGid();
+    } catch (const sdbus::Error&) {
+      who.gid = primary_gid(who.uid);
+    }
+    return who;
+  });
 }
 
 template <typename Result, typename Work, typename Reply>
@@ -95,11 +97,10 @@ void ManagerObject::submit(Result&& result, Work work, Reply reply) {
     }
   };
   job.cancel = [shared] {
-    shared->returnError(sdbus::Error(error_name(ErrorKind::system), "runscoped is shutting down"));
+    shared->returnError(compat::make_error(error_name(ErrorKind::system), "runscoped is shutting down"));
   };
   if (!pool_.submit(std::move(job))) {
-    shared->returnError(sdbus::Error(error_name(ErrorKind::resources),
-                                     "too many requests in flight; retry later"));
+    shared->returnError(compat::make_error(error_name(ErrorKind::resources), "too many requests in flight; retry later"));
   }
 }
 

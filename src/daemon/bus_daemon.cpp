@@ -15,6 +15,7 @@
 #include "api/bus.hpp"
 #include "api/errors.hpp"
 #include "api/manager_object.hpp"
+#include "compat/sdbus.hpp"
 #include "cpuset/cpusets.hpp"
 #include "cpuset/topology.hpp"
 #include "daemon/cpuset_wiring.hpp"
@@ -193,7 +194,7 @@ int run(const DaemonArgs& args, config::Config cfg) {
   auto connection = api::connect_bus(bus);
   try {
     // The name first: it is what keeps a second runscoped off the same tasks and state.
-    connection->requestName(api::kBusName);
+    compat::request_name(*connection, api::kBusName);
   } catch (const sdbus::Error& e) {
     throw Error(ErrorKind::conflict, std::string("cannot own ") + api::kBusName + " on the " + bus +
                                          " bus (another runscoped, or the policy): " + e.getMessage());
@@ -224,7 +225,7 @@ int run(const DaemonArgs& args, config::Config cfg) {
     notify.stopping();
   }
   try {
-    connection->releaseName(api::kBusName);
+    compat::release_name(*connection, api::kBusName);
   } catch (const sdbus::Error& e) {
     spdlog::debug("releasing {}: {}", api::kBusName, e.getMessage());  // the bus is gone
   }

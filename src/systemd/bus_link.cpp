@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <filesystem>
 
@@ -24,6 +25,11 @@ bool is_connection_loss(const std::string& name) {
          name == "System.Error.ENOTCONN" || name == "System.Error.EPIPE";
 }
 
+// The error's name, or kDisconnected for every way a connection is lost.
+std::string name_of(const sdbus::Error& e) {
+  return is_connection_loss(e.getName()) ? std::string(kDisconnected) : std::string(e.getName());
+}
+
 // sdbus-c++ 1.2 leaks its sd_bus when connecting to an explicit address fails, so the common
 // failure, no socket at all, is caught before asking it.
 void check_socket_exists(const std::string& address) {
@@ -42,18 +48,15 @@ BusLink::BusLink(const std::string& address) {
   try {
     connection_ = address.empty() ? sdbus::createSystemBusConnection()
                                   : sdbus::createSessionBusConnectionWithAddress(address);
-    manager_ = sdbus::createProxy(*connection_, kSystemdService, kSystemdPath);
+    manager_ = compat::make_proxy(*connection_, kSystemdService, kSystemdPath);
     // The match must exist before any job is started, or a fast job's signal is lost.
-    manager_->uponSignal("JobRemoved")
-        .onInterface(kManagerInterface)
-        .call([this](std::uint32_t, const sdbus::ObjectPath& job, const std::string&,
-                     const std::string& result) { on_job_removed(job, result); });
-    manager_->finishRegistration();
+    compat::on_signal(*manager_, kManagerInterface, "JobRemoved",
+                      [this](std::uint32_t, const sdbus::ObjectPath& job, const std::string&,
+                             const std::string& result) { on_job_removed(job, result); });
     manager_->callMethod("Subscribe").onInterface(kManagerInterface);
   } catch (const sdbus::Error& e) {
     const std::string where = address.empty() ? "the system bus" : address;
-    throw BusError(is_connection_loss(e.getName()) ? kDisconnected : e.getName(),
-                   "systemd over " + where + ": " + e.getMessage());
+    throw BusError(name_of(e), "systemd over " + where + ": " + e.getMessage());
   }
   const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (fd < 0) throw_system_error("eventfd for the bus loop");
@@ -76,12 +79,12 @@ bool BusLink::dead() const {
 }
 
 std::unique_ptr<sdbus::IProxy> BusLink::proxy_for(const std::string& object_path) {
-  return sdbus::createProxy(*connection_, kSystemdService, object_path);
+  return compat::make_proxy(*connection_, kSystemdService, object_path);
 }
 
 void BusLink::sync_with_loop() const noexcept {
   try {
-    (void)connection_->getEventLoopPollData();
+    (void)compat::poll_set(*connection_);
   } catch (...) {
     // A dead connection: the loop has stopped touching it.
   }
@@ -95,14 +98,17 @@ void BusLink::wake() const {
 void BusLink::run(const std::stop_token& stop) {
   try {
     while (!stop.stop_requested()) {
-      while (connection_->processPendingRequest()) {
+      while (compat::process_pending(*connection_)) {
       }
-      const auto poll_data = connection_->getEventLoopPollData();
-      pollfd fds[2] = {{poll_data.fd, poll_data.events, 0}, {wake_fd_.get(), POLLIN, 0}};
-      int timeout = poll_data.getPollTimeout();
-      timeout = timeout < 0 ? kMaxPollMs : std::min(timeout, kMaxPollMs);
-      if (::poll(fds, 2, timeout) < 0 && errno != EINTR) throw_system_error("poll on the bus");
-      if (fds[1].revents & POLLIN) {
+      // The bus's fds, then our wake fd.
+      const auto set = compat::poll_set(*connection_);
+      std::array<pollfd, 3> fds{};
+      std::copy_n(set.fds.begin(), set.count, fds.begin());
+      const std::size_t wake = set.count;
+      fds[wake] = {wake_fd_.get(), POLLIN, 0};
+      const int timeout = set.timeout_ms < 0 ? kMaxPollMs : std::min(set.timeout_ms, kMaxPollMs);
+      if (::poll(fds.data(), wake + 1, timeout) < 0 && errno != EINTR) throw_system_error("poll on the bus");
+      if (fds[wake].revents & POLLIN) {
         std::uint64_t count = 0;
         [[maybe_unused]] auto ignored = ::read(wake_fd_.get(), &count, sizeof count);
       }
@@ -161,13 +167,13 @@ sdbus::MethodReply BusLink::call(sdbus::IProxy& proxy, sdbus::MethodCall& messag
     std::optional<sdbus::Error> error;
   };
   auto pending = std::make_shared<Pending>();
-  const std::string what = "waiting for " + message.getMemberName() + " on " + message.getPath();
+  const std::string what = "waiting for " + std::string(message.getMemberName()) + " on " + message.getPath();
   const auto timeout_us = std::max<std::int64_t>(
       1, std::chrono::duration_cast<std::chrono::microseconds>(deadline.remaining()).count());
   sdbus::PendingAsyncCall handle;
   try {
-    handle = proxy.callMethod(
-        message,
+    handle = compat::call_async(
+        proxy, message,
         [this, pending](sdbus::MethodReply& reply, const sdbus::Error* error) {
           {
             std::lock_guard lock(mutex_);
@@ -180,12 +186,13 @@ sdbus::MethodReply BusLink::call(sdbus::IProxy& proxy, sdbus::MethodCall& messag
         static_cast<std::uint64_t>(timeout_us));
   } catch (const sdbus::Error& e) {
     const bool lost = dead() || is_connection_loss(e.getName());
-    throw BusError(lost ? kDisconnected : e.getName(), "sending " + message.getMemberName() + ": " + e.getMessage());
+    throw BusError(lost ? kDisconnected : name_of(e),
+                   "sending " + std::string(message.getMemberName()) + ": " + e.getMessage());
   }
   // sd-bus writes at once when it can; only a message left in its write queue needs the loop,
   // which may be polling for input only, to wake up and poll for output too.
   try {
-    if (connection_->getEventLoopPollData().events & POLLOUT) wake();
+    if (compat::poll_set(*connection_).wants_output()) wake();
   } catch (const sdbus::Error&) {
     wake();  // let the loop find out what is wrong
   }
@@ -206,7 +213,7 @@ sdbus::MethodReply BusLink::call(sdbus::IProxy& proxy, sdbus::MethodCall& messag
   sync_with_loop();
   if (pending->error) {
     const auto& e = *pending->error;
-    throw BusError(is_connection_loss(e.getName()) ? kDisconnected : e.getName(), e.getMessage());
+    throw BusError(name_of(e), e.getMessage());
   }
   return *pending->reply;
 }

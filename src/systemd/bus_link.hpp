@@ -4,8 +4,6 @@
 // the manager makes a new link; a link is never revived.
 #pragma once
 
-#include <sdbus-c++/sdbus-c++.h>
-
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -18,6 +16,7 @@
 
 #include "common/clock.hpp"
 #include "common/fd.hpp"
+#include "compat/sdbus.hpp"
 
 namespace runscope::systemd {
 

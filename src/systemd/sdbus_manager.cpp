@@ -40,7 +40,7 @@ std::vector<SdProperty> to_sdbus(const std::vector<UnitProperty>& props) {
 }
 
 PropertyValue from_variant(const sdbus::Variant& v, const std::string& property) {
-  const auto type = v.peekValueType();
+  const auto type = compat::value_type(v);
   if (type == "b") return v.get<bool>();
   if (type == "s" || type == "o") return v.get<std::string>();
   if (type == "t") return v.get<std::uint64_t>();
@@ -65,7 +65,7 @@ void check_job_result(const std::string& verb, const std::string& unit, const st
 
 // Asks for the unit's object path; throws BusError(kNoSuchUnit) when it is not loaded.
 std::string unit_path(BusLink& link, const std::string& unit, const Deadline& deadline) {
-  auto call = link.manager().createMethodCall(kManagerInterface, "GetUnit");
+  auto call = compat::method_call(link.manager(), kManagerInterface, "GetUnit");
   call << unit;
   auto reply = link.call(link.manager(), call, deadline);
   sdbus::ObjectPath path;
@@ -83,7 +83,7 @@ std::vector<UnitStatus> read_unit_rows(sdbus::MethodReply& reply) {
 }
 
 std::optional<UnitStatus> status_of(BusLink& link, const std::string& name, const Deadline& deadline) {
-  auto call = link.manager().createMethodCall(kManagerInterface, "ListUnitsByNames");
+  auto call = compat::method_call(link.manager(), kManagerInterface, "ListUnitsByNames");
   call << std::vector<std::string>{name};
   auto reply = link.call(link.manager(), call, deadline);
   auto rows = read_unit_rows(reply);
@@ -93,7 +93,7 @@ std::optional<UnitStatus> status_of(BusLink& link, const std::string& name, cons
 
 std::vector<UnitStatus> list_units(BusLink& link, const std::vector<std::string>& states,
                                    const std::vector<std::string>& patterns, const Deadline& deadline) {
-  auto call = link.manager().createMethodCall(kManagerInterface, "ListUnitsByPatterns");
+  auto call = compat::method_call(link.manager(), kManagerInterface, "ListUnitsByPatterns");
   call << states << patterns;
   auto reply = link.call(link.manager(), call, deadline);
   return read_unit_rows(reply);
@@ -152,7 +152,7 @@ auto SdbusSystemdManager::with_retry(Op&& op) {
 
 void SdbusSystemdManager::start_transient_unit(const std::string& name, const std::vector<UnitProperty>& props) {
   with_retry([&](BusLink& link, const Deadline& deadline, bool retry) {
-    auto call = link.manager().createMethodCall(kManagerInterface, "StartTransientUnit");
+    auto call = compat::method_call(link.manager(), kManagerInterface, "StartTransientUnit");
     call << name << std::string("fail") << to_sdbus(props) << std::vector<AuxUnit>{};
     sdbus::ObjectPath job;
     try {
@@ -173,7 +173,7 @@ void SdbusSystemdManager::start_transient_unit(const std::string& name, const st
 
 void SdbusSystemdManager::stop_unit(const std::string& name) {
   with_retry([&](BusLink& link, const Deadline& deadline, bool) {
-    auto call = link.manager().createMethodCall(kManagerInterface, "StopUnit");
+    auto call = compat::method_call(link.manager(), kManagerInterface, "StopUnit");
     call << name << std::string("fail");
     sdbus::ObjectPath job;
     try {
@@ -189,7 +189,7 @@ void SdbusSystemdManager::stop_unit(const std::string& name) {
 
 void SdbusSystemdManager::reset_failed_unit(const std::string& name) {
   with_retry([&](BusLink& link, const Deadline& deadline, bool) {
-    auto call = link.manager().createMethodCall(kManagerInterface, "ResetFailedUnit");
+    auto call = compat::method_call(link.manager(), kManagerInterface, "ResetFailedUnit");
     call << name;
     try {
       link.call(link.manager(), call, deadline);
@@ -202,7 +202,7 @@ void SdbusSystemdManager::reset_failed_unit(const std::string& name) {
 void SdbusSystemdManager::set_unit_properties(const std::string& name, bool runtime,
                                               const std::vector<UnitProperty>& props) {
   with_retry([&](BusLink& link, const Deadline& deadline, bool) {
-    auto call = link.manager().createMethodCall(kManagerInterface, "SetUnitProperties");
+    auto call = compat::method_call(link.manager(), kManagerInterface, "SetUnitProperties");
     call << name << runtime << to_sdbus(props);
     link.call(link.manager(), call, deadline);
   });
@@ -212,7 +212,7 @@ PropertyValue SdbusSystemdManager::get_unit_property(const std::string& name, co
                                                      const std::string& property) {
   return with_retry([&](BusLink& link, const Deadline& deadline, bool) {
     auto proxy = link.proxy_for(unit_path(link, name, deadline));
-    auto call = proxy->createMethodCall(kPropertiesInterface, "Get");
+    auto call = compat::method_call(*proxy, kPropertiesInterface, "Get");
     call << interface << property;
     auto reply = link.call(*proxy, call, deadline);
     sdbus::Variant value;
@@ -238,7 +238,7 @@ std::vector<UnitStatus> SdbusSystemdManager::list_units_by_patterns(const std::v
 
 std::string SdbusSystemdManager::version() {
   return with_retry([&](BusLink& link, const Deadline& deadline, bool) {
-    auto call = link.manager().createMethodCall(kPropertiesInterface, "Get");
+    auto call = compat::method_call(link.manager(), kPropertiesInterface, "Get");
     call << std::string(kManagerInterface) << std::string("Version");
     auto reply = link.call(link.manager(), call, deadline);
     sdbus::Variant value;

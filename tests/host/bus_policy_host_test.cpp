@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "compat/sdbus.hpp"
 #include "driver/credentials.hpp"
 #include "support/bus_server.hpp"
 #include "support/held_child.hpp"
@@ -135,7 +136,7 @@ TEST(TheBusPolicy, LetsOnlyRootOwnTheName) {
     if (::setgroups(0, nullptr) != 0 || ::setgid(nobody.gid) != 0 || ::setuid(nobody.uid) != 0) ::_exit(120);
     try {
       auto connection = api::connect_bus(bus.address());
-      connection->requestName(api::kBusName);
+      compat::request_name(*connection, api::kBusName);
       ::_exit(0);  // owned: the policy failed
     } catch (const sdbus::Error&) {
       ::_exit(1);

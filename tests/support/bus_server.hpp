@@ -10,6 +10,7 @@
 #include "api/bus.hpp"
 #include "api/errors.hpp"
 #include "api/manager_object.hpp"
+#include "compat/sdbus.hpp"
 #include "support/fake_task_service.hpp"
 
 namespace runscope::testing {
@@ -20,7 +21,7 @@ class BusServer {
   BusServer(const std::string& address, daemon::TaskService& service, api::ManagerObjectOptions options = {},
             api::SpecParser parse = parse_test_spec)
       : connection_(api::connect_bus(address)) {
-    connection_->requestName(api::kBusName);
+    compat::request_name(*connection_, api::kBusName);
     object_ = std::make_unique<api::ManagerObject>(*connection_, service, std::move(parse), options);
     connection_->enterEventLoopAsync();
   }
@@ -28,7 +29,7 @@ class BusServer {
     connection_->leaveEventLoop();
     object_.reset();
     try {
-      connection_->releaseName(api::kBusName);
+      compat::release_name(*connection_, api::kBusName);
     } catch (const sdbus::Error&) {
       // the bus may be gone already; the name goes with the connection
     }

@@ -10,7 +10,7 @@
 #include <future>
 #include <thread>
 
-#include <sdbus-c++/sdbus-c++.h>
+#include "compat/sdbus.hpp"
 
 #include "api/bus.hpp"
 #include "api/client.hpp"
@@ -92,7 +92,7 @@ TEST_F(ManagerObjectTest, NamesTheErrorsOfTheService) {
 
 TEST_F(ManagerObjectTest, ErrorsTravelUnderTheirDocumentedNames) {
   auto connection = api::connect_bus(bus_->address());
-  auto proxy = sdbus::createProxy(*connection, api::kBusName, api::kObjectPath);
+  auto proxy = compat::make_proxy(*connection, api::kBusName, api::kObjectPath);
   try {
     std::string json;
     proxy->callMethod("InspectTask").onInterface(api::kInterface).withArguments("a", "b").storeResultsTo(json);
