@@ -57,7 +57,8 @@ class DriverService final : public proto::Driver::Service {
   // Whether the call should give up: cancelled by the client or the plugin stopping.
   bool abandoned(grpc::ServerContext* context) const;
   // Starts the task; a final task of the same name left by an earlier run is destroyed first.
-  TaskId start_in_daemon(const DaemonLink& link, const TaskId& id, const std::string& spec_json);
+  TaskId start_in_daemon(const DaemonLink& link, const std::string& task_id, const TaskId& id,
+                         const std::string& spec_json);
 
   PluginState& state_;
   const Lifetime& lifetime_;

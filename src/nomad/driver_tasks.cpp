@@ -48,7 +48,8 @@ std::optional<TaskView> DriverService::wait_final(const DaemonLink& link, const 
   }
 }
 
-TaskId DriverService::start_in_daemon(const DaemonLink& link, const TaskId& id, const std::string& spec_json) {
+TaskId DriverService::start_in_daemon(const DaemonLink& link, const std::string& task_id, const TaskId& id,
+                                      const std::string& spec_json) {
   try {
     return link.daemon->start(spec_json);
   } catch (const Error& e) {
@@ -61,7 +62,7 @@ TaskId DriverService::start_in_daemon(const DaemonLink& link, const TaskId& id, 
     } catch (const Error&) {
       throw e;
     }
-    if (!old.final() || tasks_.task_id_of(id)) throw;
+    if (!old.final() || tasks_.held_by_other(id, task_id)) throw;
     log(LogLevel::info, "destroying an earlier, ended run of the task", {{"task", id.display()}});
     link.daemon->destroy(id);
     return link.daemon->start(spec_json);
@@ -82,8 +83,14 @@ grpc::Status DriverService::StartTask(grpc::ServerContext*, const proto::StartTa
           throw Error(ErrorKind::invalid_argument, "task " + task.id() + ": a name, argument or variable is not UTF-8");
         }
         auto link = state_.link();
-        start_in_daemon(link, id, spec);
+        // Known before it starts, so the state changes it makes while starting reach TaskEvents.
         tasks_.put(task.id(), {id, task, config.kill_signal});
+        try {
+          start_in_daemon(link, task.id(), id, spec);
+        } catch (...) {
+          tasks_.erase(task.id());
+          throw;
+        }
         auto* handle = out->mutable_handle();
         handle->set_version(1);
         *handle->mutable_config() = task;

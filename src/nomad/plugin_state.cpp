@@ -70,6 +70,14 @@ void TaskStore::erase(const std::string& task_id) {
   tasks_.erase(task_id);
 }
 
+bool TaskStore::held_by_other(const TaskId& id, const std::string& task_id) const {
+  std::lock_guard lock(mutex_);
+  for (const auto& [other, record] : tasks_) {
+    if (record.id == id && other != task_id) return true;
+  }
+  return false;
+}
+
 std::optional<std::string> TaskStore::task_id_of(const TaskId& id) const {
   std::lock_guard lock(mutex_);
   for (const auto& [task_id, record] : tasks_) {

@@ -65,6 +65,8 @@ class TaskStore {
   TaskRecord get(const std::string& task_id) const;
   bool contains(const std::string& task_id) const;
   void erase(const std::string& task_id);
+  // Whether a task_id other than `task_id` names the same runscope task.
+  bool held_by_other(const TaskId& id, const std::string& task_id) const;
   // The Nomad task_id of a runscope task, if this plugin knows it.
   std::optional<std::string> task_id_of(const TaskId& id) const;
 
