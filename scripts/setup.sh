@@ -6,7 +6,9 @@ PACKAGES="build-essential cmake pkg-config git ca-certificates ccache
   libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev libtomlplusplus-dev libspdlog-dev
   libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev googletest
   clang libclang-rt-dev systemd dbus util-linux procps python3
-  debhelper dpkg-dev fakeroot lintian devscripts rpm bash-completion man-db gnuplot-nox"
+  debhelper dpkg-dev fakeroot lintian devscripts rpm bash-completion man-db gnuplot-nox
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libmsgpack-cxx-dev
+  golang-go golang-github-hashicorp-go-plugin-dev golang-google-grpc-dev golang-google-protobuf-dev"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
