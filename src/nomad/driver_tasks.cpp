@@ -38,8 +38,13 @@ std::optional<TaskView> DriverService::wait_final(const DaemonLink& link, const 
   });
   auto deadline = std::chrono::steady_clock::now() + budget;
   while (true) {
-    auto view = task_view(link.daemon->inspect(id));
-    if (view.final()) return view;
+    try {
+      auto view = task_view(link.daemon->inspect(id));
+      if (view.final()) return view;
+    } catch (const Error& e) {
+      // runscoped restarting (an upgrade) leaves its tasks running: a wait outlives it.
+      if (e.kind() != ErrorKind::bus) throw;
+    }
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline || abandoned(context)) return std::nullopt;
     std::unique_lock lock(mutex);
@@ -108,7 +113,13 @@ grpc::Status DriverService::RecoverTask(grpc::ServerContext*, const proto::Recov
   return answer([&] {
     if (tasks_.contains(in->task_id())) return grpc::Status::OK;
     auto state = decode_driver_state(in->handle().driver_state());
-    state_.link().daemon->inspect(state.id);  // NotFound: runscoped no longer has it
+    try {
+      state_.link().daemon->inspect(state.id);  // NotFound: runscoped no longer has it
+    } catch (const Error& e) {
+      // runscoped away (restarting): its tasks still run; take the handle, later calls will tell.
+      if (e.kind() != ErrorKind::bus) throw;
+      log(LogLevel::warn, "recovering without runscoped's answer", {{"task_id", in->task_id()}, {"error", e.what()}});
+    }
     tasks_.put(in->task_id(), {state.id, in->handle().config(), state.kill_signal});
     log(LogLevel::info, "task recovered", {{"task_id", in->task_id()}, {"runscope", state.id.display()}});
     return grpc::Status::OK;

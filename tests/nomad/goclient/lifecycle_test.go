@@ -302,6 +302,19 @@ func TestTaskLifecycleAgainstRunscoped(t *testing.T) {
 	if rec, ok := recoverable(t, err); !ok || !rec {
 		t.Errorf("StartTask with no daemon: %v (recoverable %v, detail %v)", err, rec, ok)
 	}
+	// runscoped away (restarting): a handle is still taken, and a wait keeps waiting, not failing.
+	_, err = call(t, down.conn, driverSvc+"RecoverTask", driverPkg+"RecoverTaskRequest",
+		`{"task_id":"`+sleeper+`","handle":`+string(handleJSON)+`}`, driverPkg+"RecoverTaskResponse")
+	if err != nil {
+		t.Errorf("RecoverTask with runscoped away: %v", err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer wcancel()
+	err = down.conn.Invoke(wctx, driverSvc+"WaitTask", msg(t, driverPkg+"WaitTaskRequest", `{"task_id":"`+sleeper+`"}`),
+		msg(t, driverPkg+"WaitTaskResponse", ""), grpc.ForceCodec(codec{}))
+	if statusOf(err).Code().String() != "DeadlineExceeded" {
+		t.Errorf("WaitTask with runscoped away ended: %v", err)
+	}
 }
 
 // mapToHandle turns the handle StartTask returned (as a map) back into a TaskHandle message.
