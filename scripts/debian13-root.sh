@@ -88,11 +88,19 @@ run_inner() {
   mount -t tmpfs tmpfs "$root/tmp"
   mkdir -p "$root/src" "$root/var/cache/ccache" "$CACHE_DIR/ccache-trixie"
   mount --bind "$SRC" "$root/src"
+  # A git worktree's .git names the main repository's folder: that too, read-only, at its own path
+  # (packaging/deb/build.sh asks git which files are the tree's).
+  local common
+  if [ -f "$SRC/.git" ] && common=$(git -C "$SRC" rev-parse --path-format=absolute --git-common-dir 2>/dev/null); then
+    mkdir -p "$root$common"
+    mount --bind "$common" "$root$common"
+    mount -o remount,bind,ro "$root$common"
+  fi
   # g++ 14's objects are not the host's: a ccache of their own, kept beside the packed root.
   mount --bind "$CACHE_DIR/ccache-trixie" "$root/var/cache/ccache"
   cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
   chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-    CCACHE_DIR=/var/cache/ccache CCACHE_BASEDIR=/src ${CI:+CI=$CI} \
+    CCACHE_DIR=/var/cache/ccache CCACHE_BASEDIR=/src ${CI:+CI=$CI} ${CCACHE_DISABLE:+CCACHE_DISABLE=$CCACHE_DISABLE} \
     /bin/bash -c 'cd /src && exec "$@"' _ "$@"
 }
 
