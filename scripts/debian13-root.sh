@@ -15,13 +15,14 @@ set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 CACHE_DIR=${RUNSCOPE_ROOT_CACHE:-/var/cache/runscope}
 MIRROR=${RUNSCOPE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-# What the second stack builds, tests and packages with (scripts/setup.sh's list, for trixie).
+# What the second stack builds, tests and packages with (scripts/setup.sh's list, for trixie;
+# systemd-dev holds systemd.pc there, rpm is for checking the spec against sdbus-c++ 2.x).
 # No sudo on purpose: a minimal Debian root has none, and the README's commands must work there.
 PACKAGES="build-essential cmake pkg-config ccache git ca-certificates
   libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev libtomlplusplus-dev libspdlog-dev
   libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev googletest
   systemd dbus util-linux procps python3 zstd
-  debhelper dpkg-dev fakeroot lintian bash-completion man-db"
+  debhelper dpkg-dev fakeroot lintian bash-completion man-db systemd-dev rpm"
 # The packed root's name carries a hash of what it was made from: a changed list makes a new one.
 KEY=$(printf '%s\n' trixie "$PACKAGES" | sha256sum | cut -c1-12)
 PACKED=$CACHE_DIR/trixie-root-$KEY.tar.zst
