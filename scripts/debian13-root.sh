@@ -98,10 +98,11 @@ run_inner() {
     mount -o remount,bind,ro "$root$common"
   fi
   # g++ 14's objects are not the host's: a ccache of their own, kept beside the packed root.
+  # CCACHE_NOHASHDIR: a fresh clone's build folder still hits (only debug info's folder differs).
   mount --bind "$CACHE_DIR/ccache-trixie" "$root/var/cache/ccache"
   cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
   chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-    CCACHE_DIR=/var/cache/ccache CCACHE_BASEDIR=/src ${CI:+CI=$CI} ${CCACHE_DISABLE:+CCACHE_DISABLE=$CCACHE_DISABLE} \
+    CCACHE_DIR=/var/cache/ccache CCACHE_BASEDIR=/src CCACHE_NOHASHDIR=1 ${CI:+CI=$CI} ${CCACHE_DISABLE:+CCACHE_DISABLE=$CCACHE_DISABLE} \
     /bin/bash -c 'cd /src && exec "$@"' _ "$@"
 }
 
