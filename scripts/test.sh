@@ -2,7 +2,8 @@
 # Sets up, builds and runs every runscope test layer. This is the command README.md gives and
 # .ci/run calls. Needs root for the host and systemd layers (they skip with a reason otherwise).
 #   scripts/test.sh            everything: unit, host, systemd and fault layers, then ASan+UBSan and
-#                              TSan builds, the fuzz targets, and the package install-to-purge test
+#                              TSan builds, the fuzz targets, the package install-to-purge test, and
+#                              the Debian 13 stack (scripts/test-debian13.sh)
 #   scripts/test.sh --quick    the plain build only (unit, host, systemd, faults; for development)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,5 +52,11 @@ if [ "$QUICK" -eq 0 ]; then
   tests/fuzz/run-fuzz.sh build-fuzz 30
   echo "=== e2e: package install-to-purge (docs/packaging.md)"
   tests/e2e/run-e2e.sh
+  # The second stack: sdbus-c++ 2.x, systemd 257, the .deb, in a Debian 13 root (docs/systemd.md).
+  if grep -qx 'VERSION_CODENAME=trixie' /etc/os-release; then
+    echo "=== debian13: this machine is Debian 13: the layers above were that stack"
+  else
+    scripts/test-debian13.sh
+  fi
 fi
 echo "=== all test layers passed"

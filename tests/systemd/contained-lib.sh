@@ -1,6 +1,10 @@
 # Boots a real systemd as PID 1 of its own PID, mount, cgroup, UTS and IPC namespaces, in unified
 # (cgroup v2) mode, with a real system D-Bus, following ../shared/notes/contained-systemd.md.
-# Sourced by run-contained.sh and bench/systemd-bench.sh. Needs root.
+# Sourced by run-contained.sh, tests/e2e/run-e2e.sh and bench/systemd-bench.sh. Needs root.
+# It boots the systemd of the root it runs in: this machine's (Debian 12, systemd 252), or a
+# Debian 13 root's (systemd 257) when run through `scripts/debian13-root.sh run`. The recipe is
+# chosen by that systemd's version (ct_recipe): 257 needs `/` to be a mount point, a terminal as
+# /dev/console, and a read-only /proc/sys (docs/systemd.md says why).
 #   contained_boot          boots it and waits for `running`; sets CT_PID1 (host pid of its PID 1)
 #   contained_run CMD...    runs CMD as a transient service of that systemd (so systemd can move
 #                           its children into scopes), stdio piped through; returns CMD's status
@@ -15,9 +19,35 @@ CT_CG="/sys/fs/cgroup/unified/$CT_ID"
 CT_DIR=""
 CT_PID1=""
 CT_UNSHARE_PID=""
+CT_RECIPE=""
 CT_BOOT_TIMEOUT=${CT_BOOT_TIMEOUT:-30}
 
-ct_in() { nsenter -t "$CT_PID1" -m -p -u -i -C "$@"; }
+# -r -w: PID 1's root and folder. Without them, entering its mount namespace from inside a chroot
+# would put the command at the namespace's real root (the host's files), not the chroot's.
+ct_in() { nsenter -t "$CT_PID1" -m -p -u -i -C -r -w "$@"; }
+
+# The version of the systemd this root would boot ("252", "257").
+ct_systemd_version() { /lib/systemd/systemd --version | awk 'NR == 1 {print $2}'; }
+
+# 252: the recipe of contained-systemd.md. 257: the same plus what systemd 257 needs (measured;
+# 253 to 256 are not, and take the newer recipe).
+ct_recipe() { if [ "$(ct_systemd_version)" -le 252 ]; then echo 252; else echo 257; fi; }
+
+# The host pid of the namespace's PID 1: the descendant of $1 whose innermost pid is 1.
+ct_find_pid1() {
+  local -a todo=("$1")
+  local p
+  while [ ${#todo[@]} -gt 0 ]; do
+    p=${todo[0]}
+    todo=("${todo[@]:1}")
+    if awk '/^NSpid:/ {found = NF > 2 && $NF == 1} END {exit !found}' "/proc/$p/status" 2>/dev/null; then
+      echo "$p"; return 0
+    fi
+    # shellcheck disable=SC2207 # pids: split on white space
+    todo+=($(cat /proc/"$p"/task/*/children 2>/dev/null))
+  done
+  return 1
+}
 
 ct_write_units() {
   local units=$CT_DIR/units
@@ -37,15 +67,32 @@ UNIT
 }
 
 ct_write_inner() {
-  cat > "$CT_DIR/inner.sh" <<INNER
-#!/bin/bash
-set -e
+  {
+    echo '#!/bin/bash'
+    echo 'set -e'
+    if [ "$CT_RECIPE" = 257 ]; then
+      cat <<'INNER257'
+# systemd 257 marks / MS_SLAVE|MS_REC before its generators and exits 255, silently, when / is
+# not a mount point (a plain chroot): scripts/debian13-root.sh binds its root onto itself.
+mountpoint -q / || { echo "contained systemd 257: / is not a mount point" >&2; exit 1; }
+# It raises fs.nr_open (host-wide) at every boot: its /proc/sys is read-only here.
+mount --bind /proc/sys /proc/sys
+mount -o remount,bind,ro /proc/sys
+# It logs only to a /dev/console that is a terminal, else to the host's console: its own pty
+# (from script(1) in contained_boot), whose output is systemd.log.
+console=$(tty)
+mount --bind "$console" /dev/console
+mount -t tmpfs tmpfs /dev/shm
+INNER257
+    fi
+    cat <<INNER
 mount -t tmpfs tmpfs /run
 mkdir -p /run/lock
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 exec env -i container=runscope-test SYSTEMD_UNIT_PATH=$CT_DIR/units \\
   PATH=/usr/sbin:/usr/bin:/sbin:/bin /lib/systemd/systemd --unit=test.target
 INNER
+  } > "$CT_DIR/inner.sh"
   chmod +x "$CT_DIR/inner.sh"
 }
 
@@ -53,17 +100,25 @@ contained_boot() {
   [ "$(id -u)" -eq 0 ] || { echo "contained systemd: needs root" >&2; return 1; }
   [ -d /sys/fs/cgroup/unified ] || { echo "contained systemd: no cgroup2 at /sys/fs/cgroup/unified" >&2; return 1; }
   CT_DIR=$(mktemp -d /tmp/runscope-contained.XXXXXX)
+  CT_RECIPE=$(ct_recipe)
   ct_write_units
   ct_write_inner
   mkdir "$CT_CG"
-  # Only the subshell that becomes unshare joins the test cgroup (cgroup2 only; v1 untouched).
-  ( echo "$BASHPID" > "$CT_CG/cgroup.procs"
-    exec unshare --uts --ipc --cgroup --mount --pid --fork --mount-proc --propagation private \
-      "$CT_DIR/inner.sh" ) > "$CT_DIR/systemd.log" 2>&1 &
+  local unshare=(unshare --uts --ipc --cgroup --mount --pid --fork --mount-proc --propagation private
+                 "$CT_DIR/inner.sh")
+  # Only the subshell that becomes unshare (or script) joins the test cgroup (cgroup2 only; v1
+  # untouched). For 257, script(1) gives the namespace a pty of its own, its console.
+  if [ "$CT_RECIPE" = 257 ]; then
+    ( echo "$BASHPID" > "$CT_CG/cgroup.procs"
+      exec script -q -e -f -c "exec ${unshare[*]}" /dev/null ) < /dev/null > "$CT_DIR/systemd.log" 2>&1 &
+  else
+    ( echo "$BASHPID" > "$CT_CG/cgroup.procs"
+      exec "${unshare[@]}" ) > "$CT_DIR/systemd.log" 2>&1 &
+  fi
   CT_UNSHARE_PID=$!
   local waited=0
   while [ -z "$CT_PID1" ]; do
-    CT_PID1=$(cat "/proc/$CT_UNSHARE_PID/task/$CT_UNSHARE_PID/children" 2>/dev/null | awk '{print $1}')
+    CT_PID1=$(ct_find_pid1 "$CT_UNSHARE_PID") || CT_PID1=""
     [ -n "$CT_PID1" ] && break
     waited=$((waited + 1))
     if [ "$waited" -gt 100 ] || ! kill -0 "$CT_UNSHARE_PID" 2>/dev/null; then
@@ -81,7 +136,7 @@ contained_boot() {
   # Before PID 1 has made /run/systemd/system, systemctl answers "offline" at once: under load
   # that is a state to wait through, not a result.
   while [ "$SECONDS" -lt "$deadline" ]; do
-    state=$(timeout "$CT_BOOT_TIMEOUT" nsenter -t "$CT_PID1" -m -p -u -i -C \
+    state=$(timeout "$CT_BOOT_TIMEOUT" nsenter -t "$CT_PID1" -m -p -u -i -C -r -w \
             systemctl is-system-running --wait 2>&1) || true
     case "$state" in running|degraded|maintenance|stopping) break ;; esac
     kill -0 "$CT_PID1" 2>/dev/null || break
