@@ -20,6 +20,7 @@
 #include "common/file.hpp"
 #include "cpuset/cgroupfs_applier.hpp"
 #include "cpuset/cpusets.hpp"
+#include "driver/manager_choice.hpp"
 
 namespace fs = std::filesystem;
 using namespace runscope;
@@ -147,7 +148,7 @@ int main(int argc, char** argv) {
       std::puts("cpuset_bench: skipped: needs root to write the real cpuset hierarchy");
       return 0;
     }
-    auto layout = cgroup::detect_host();
+    auto layout = driver::detect_layout();
     if (layout.version() != cgroup::Version::v1 || !layout.v1_mounts.count("cpuset")) {
       std::puts("cpuset_bench: skipped: needs a v1 cpuset hierarchy");
       return 0;

@@ -12,13 +12,14 @@
 #include <string>
 #include <vector>
 
-#include "cgroup/cgroupfs.hpp"
+#include "cgroup/host.hpp"
 #include "cgroup/host.hpp"
 #include "cgroup/util.hpp"
 #include "cgroup/v1_backend.hpp"
 #include "cgroup/v2_backend.hpp"
 #include "common/error.hpp"
 #include "common/fd.hpp"
+#include "driver/manager_choice.hpp"
 
 namespace {
 
@@ -115,7 +116,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   int rounds = argc > 1 ? std::max(1, std::atoi(argv[1])) : 5;
-  auto layout = detect_host();
+  auto layout = driver::detect_layout();
   auto own = own_cgroups();
   std::string parent = "runscope-bench-" + std::to_string(::getpid());
   std::unique_ptr<Backend> v2, v1;

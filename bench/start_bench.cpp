@@ -21,6 +21,7 @@
 #include "cgroup/v2_backend.hpp"
 #include "common/file.hpp"
 #include "driver/runner.hpp"
+#include "driver/manager_choice.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -136,7 +137,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::set_level(spdlog::level::warn);
-  auto layout = cgroup::detect_host();
+  auto layout = driver::detect_layout();
   const std::string parent = "runscope-bench-" + std::to_string(::getpid());
   auto backend = make_backend(layout, parent);
   driver::CloneSpawner spawner;

@@ -137,8 +137,6 @@ HostLayout parse_mountinfo(std::string_view mountinfo) {
   return layout;
 }
 
-HostLayout detect_host(const fs::path& mountinfo) { return parse_mountinfo(read_file(mountinfo)); }
-
 CgroupPaths parse_proc_cgroup(std::string_view text) {
   CgroupPaths paths;
   for (const auto& line : split(text, '\n')) {

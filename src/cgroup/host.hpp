@@ -31,9 +31,9 @@ struct HostLayout {
   Version version() const { return mode == Mode::unified ? Version::v2 : Version::v1; }
 };
 
-// Throws Error(unsupported) when the text shows no cgroup mount at all.
+// Throws Error(unsupported) when the text shows no cgroup mount at all. The host's own layout is
+// driver::detect_layout(), which drops the mounts this process cannot see first.
 HostLayout parse_mountinfo(std::string_view mountinfo);
-HostLayout detect_host(const std::filesystem::path& mountinfo = "/proc/self/mountinfo");
 
 // A process's cgroup per hierarchy, from /proc/<pid>/cgroup: every v1 controller of a line
 // (and "name=systemd" style names) -> its path; the cgroup2 line under the key "" (kUnifiedKey).

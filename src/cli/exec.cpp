@@ -13,7 +13,7 @@
 #include <optional>
 
 #include "common/units.hpp"
-#include "driver/backend_factory.hpp"
+#include "wiring/backend_factory.hpp"
 #include "driver/runner.hpp"
 
 extern char** environ;
@@ -166,15 +166,15 @@ int run_exec(const Globals& globals, const ExecOptions& options) {
   auto cfg = load(globals);
   ExecPlan plan = make_plan(options, cfg);
   StopSignals signals;
-  std::unique_ptr<driver::ManagedBackend> managed;
+  std::unique_ptr<wiring::ManagedBackend> managed;
   if (plan.no_cgroups) {
     // Orphans of the task's group come to us, so its cleanup can reap them instead of waiting for
     // PID 1 to.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   } else {
     auto layout = driver::detect_layout();
-    auto decision = driver::choose_manager(plan.query, layout, driver::systemd_answers);
-    managed = driver::make_backend(cfg, decision, {layout, cgroup::own_cgroups()});
+    auto decision = driver::choose_manager(plan.query, layout, wiring::systemd_answers);
+    managed = wiring::make_backend(cfg, decision, {layout, cgroup::own_cgroups()});
   }
   driver::CloneSpawner spawner;
   driver::Runner runner(managed ? &managed->backend() : nullptr, spawner, system_clock(),

@@ -6,7 +6,7 @@
 #include <iostream>
 
 #include "cli/daemon_client.hpp"
-#include "driver/backend_factory.hpp"
+#include "wiring/backend_factory.hpp"
 #include "systemd/factory.hpp"
 
 namespace runscope::cli {
@@ -16,7 +16,7 @@ std::map<std::string, std::string> local_fingerprint(const Globals& globals) {
   auto cfg = load(globals);
   auto layout = driver::detect_layout();
   auto facts = cgroup::probe(layout, cgroup::own_cgroups());
-  auto decision = driver::choose_manager({cfg.cgroups.manager, false}, layout, driver::systemd_answers);
+  auto decision = driver::choose_manager({cfg.cgroups.manager, false}, layout, wiring::systemd_answers);
   auto values = fingerprint_facts(facts, driver::to_string(decision.kind));
   if (decision.kind == driver::ManagerKind::systemd) {
     if (auto version = systemd::probe_systemd_version()) values["systemd.version"] = *version;

@@ -82,18 +82,6 @@ driver::ShimLaunch shim_launch(const TaskId& id, const driver::TaskSpec& spec, c
 
 }  // namespace
 
-ManagerOptions manager_options(const config::Config& config, bool systemd_path) {
-  ManagerOptions o;
-  o.state_dir = config.daemon.state_dir;
-  o.denied_uids = config.task.denied_uids;
-  o.kill_signal = config.task.kill_signal;
-  o.kill_timeout = config.task.kill_timeout;
-  o.cleanup_timeout = std::max<Duration>(o.cleanup_timeout, config.cgroups.systemd_timeout);
-  o.journal_logs = systemd_path;
-  o.release_cgroups = true;
-  return o;
-}
-
 TaskManager::TaskManager(cgroup::Backend& backend, cpuset::Cpusets* cpusets, ShimLauncher& launcher, Clock& clock,
                          ManagerOptions options, LogLine log)
     : backend_(backend),

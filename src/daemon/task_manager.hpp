@@ -43,10 +43,6 @@ struct ManagerOptions {
   std::vector<std::string> base_env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
 };
 
-// The options runscoped's config sets ([task], [daemon]); `systemd_path`: log target "auto" means
-// the journal.
-ManagerOptions manager_options(const config::Config& config, bool systemd_path);
-
 // Where the manager says what it did that no caller asked about (recovery, cleanup failures).
 using LogLine = std::function<void(const std::string&)>;
 

@@ -8,6 +8,7 @@
 #include "cgroup/v2_backend.hpp"
 #include "common/error.hpp"
 #include "support/held_child.hpp"
+#include "driver/manager_choice.hpp"
 
 namespace runscope::cgroup {
 namespace {
@@ -55,7 +56,7 @@ void adopt_what_a_previous_run_left(Backend& backend) {
 
 TEST(AV1Backend, AdoptsACgroupAnEarlierRunLeftAndRemovesIt) {
   if (!testing::is_root()) GTEST_SKIP() << "needs root to write cgroupfs";
-  auto layout = detect_host();
+  auto layout = driver::detect_layout();
   if (layout.version() != Version::v1) GTEST_SKIP() << "needs cgroup v1";
   auto own = own_cgroups();
   std::string parent = "runscope-test-" + std::to_string(::getpid()) + "-adopt1";
@@ -73,7 +74,7 @@ TEST(AV1Backend, AdoptsACgroupAnEarlierRunLeftAndRemovesIt) {
 
 TEST(AV2Backend, AdoptsACgroupAnEarlierRunLeftAndRemovesIt) {
   if (!testing::is_root()) GTEST_SKIP() << "needs root to write cgroupfs";
-  auto layout = detect_host();
+  auto layout = driver::detect_layout();
   if (layout.unified_mount.empty()) GTEST_SKIP() << "no cgroup2 mount on this host";
   fs::path parent = "runscope-test-" + std::to_string(::getpid()) + "-adopt2";
   SteadyClock clock;

@@ -4,6 +4,7 @@
 #include <sys/statfs.h>
 
 #include "cgroup/host.hpp"
+#include "driver/manager_choice.hpp"
 
 namespace runscope::cgroup {
 namespace {
@@ -23,7 +24,7 @@ TEST(HostDetectionOnThisHost, AgreesWithTheStatfsOfSysFsCgroup) {
   } else if (fs_type_is("/sys/fs/cgroup/unified", CGROUP2_SUPER_MAGIC)) {
     expected = Mode::hybrid;
   }
-  auto layout = detect_host();
+  auto layout = driver::detect_layout();
   EXPECT_EQ(to_string(layout.mode), to_string(expected));
   auto p = probe(layout, own_cgroups());
   EXPECT_FALSE(p.online_cpus.empty());

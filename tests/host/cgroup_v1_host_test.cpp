@@ -10,6 +10,7 @@
 #include "common/error.hpp"
 #include "common/file.hpp"
 #include "support/held_child.hpp"
+#include "driver/manager_choice.hpp"
 
 namespace runscope::cgroup {
 namespace {
@@ -22,7 +23,7 @@ class AV1CgroupOnThisHost : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!testing::is_root()) GTEST_SKIP() << "needs root to write cgroupfs";
-    layout_ = detect_host();
+    layout_ = driver::detect_layout();
     if (layout_.version() != Version::v1) GTEST_SKIP() << "this host runs cgroup v2 only";
     own_ = own_cgroups();
     parent_ = "runscope-test-" + std::to_string(::getpid()) + "-v1";

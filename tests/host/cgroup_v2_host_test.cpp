@@ -12,6 +12,7 @@
 #include "common/error.hpp"
 #include "common/file.hpp"
 #include "support/held_child.hpp"
+#include "driver/manager_choice.hpp"
 
 namespace runscope::cgroup {
 namespace {
@@ -24,7 +25,7 @@ class AV2CgroupOnThisHost : public ::testing::TestWithParam<KillMethod> {
  protected:
   void SetUp() override {
     if (!testing::is_root()) GTEST_SKIP() << "needs root to write cgroupfs";
-    auto layout = detect_host();
+    auto layout = driver::detect_layout();
     if (layout.unified_mount.empty()) GTEST_SKIP() << "no cgroup2 mount on this host";
     root_ = layout.unified_mount;
     parent_ = "runscope-test-" + std::to_string(::getpid()) + "-v2";

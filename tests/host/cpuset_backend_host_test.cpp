@@ -14,6 +14,7 @@
 #include "cpuset/cgroupfs_applier.hpp"
 #include "cpuset/cpusets.hpp"
 #include "support/held_child.hpp"
+#include "driver/manager_choice.hpp"
 
 namespace runscope::cpuset {
 namespace {
@@ -27,7 +28,7 @@ class TheCpusetsWithTheV1Backend : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!runscope::testing::is_root()) GTEST_SKIP() << "needs root to write cgroupfs";
-    layout_ = cgroup::detect_host();
+    layout_ = driver::detect_layout();
     if (layout_.version() != cgroup::Version::v1 || !layout_.v1_mounts.count("cpuset"))
       GTEST_SKIP() << "needs a v1 cpuset hierarchy";
     if (!CpuSet::parse("0-1").is_subset_of(Topology::read().online())) GTEST_SKIP() << "needs CPUs 0 and 1";

@@ -18,6 +18,7 @@
 #include "cpuset/cgroupfs_applier.hpp"
 #include "cpuset/cpusets.hpp"
 #include "support/held_child.hpp"
+#include "driver/manager_choice.hpp"
 
 namespace runscope::cpuset {
 namespace {
@@ -36,7 +37,7 @@ class ACpusetOnV1 : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!runscope::testing::is_root()) GTEST_SKIP() << "needs root to write the real cpuset hierarchy";
-    auto layout = cgroup::detect_host();
+    auto layout = driver::detect_layout();
     if (layout.version() != cgroup::Version::v1 || !layout.v1_mounts.count("cpuset"))
       GTEST_SKIP() << "needs a v1 cpuset hierarchy";
     if (!CpuSet::parse("0-1").is_subset_of(Topology::read().online())) GTEST_SKIP() << "needs CPUs 0 and 1";

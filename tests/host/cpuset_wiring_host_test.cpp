@@ -6,11 +6,13 @@
 #include <fstream>
 #include <sstream>
 
-#include "daemon/cpuset_wiring.hpp"
-#include "driver/backend_factory.hpp"
+#include "wiring/cpuset_wiring.hpp"
+#include "driver/manager_choice.hpp"
 
 namespace runscope::daemon {
 namespace {
+
+using wiring::choose_cpuset_applier;
 
 TEST(TheDaemonCpusetWiringOnThisHost, SaysTheCgroup2CpusetControllerIsMissingAndMakesNothing) {
   auto layout = driver::detect_layout();

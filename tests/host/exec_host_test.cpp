@@ -14,6 +14,7 @@
 #include "cgroup/v1_backend.hpp"
 #include "support/held_child.hpp"
 #include "support/runscope_cli.hpp"
+#include "driver/manager_choice.hpp"
 
 namespace runscope {
 namespace {
@@ -27,7 +28,7 @@ class RunscopeExecOnHost : public ::testing::TestWithParam<Version> {
  protected:
   void SetUp() override {
     if (!testing::is_root()) GTEST_SKIP() << "needs root to write cgroupfs";
-    layout_ = cgroup::detect_host();
+    layout_ = driver::detect_layout();
     own_ = cgroup::own_cgroups();
     v2_ = GetParam() == Version::v2;
     if (!v2_ && layout_.version() != Version::v1) GTEST_SKIP() << "this host has no cgroup v1 hierarchies";

@@ -8,6 +8,7 @@
 
 #include "common/file.hpp"
 #include "support/held_child.hpp"
+#include "driver/manager_choice.hpp"
 
 namespace runscope::testing {
 
@@ -91,7 +92,7 @@ void V1Env::remove_parent() const {
 
 std::optional<std::string> manager_host_skip_reason() {
   if (!is_root()) return "needs root to write cgroupfs";
-  if (cgroup::detect_host().version() != cgroup::Version::v1) return "these manager host tests drive cgroup v1";
+  if (driver::detect_layout().version() != cgroup::Version::v1) return "these manager host tests drive cgroup v1";
 #ifndef RUNSCOPE_SHIM_BINARY
   return "runscope-shim was not built";
 #else
@@ -100,7 +101,7 @@ std::optional<std::string> manager_host_skip_reason() {
 }
 
 V1Env make_v1_env(const std::string& tag) {
-  return V1Env{cgroup::detect_host(), cgroup::own_cgroups(), "runscope-test-" + std::to_string(::getpid()) + "-" + tag};
+  return V1Env{driver::detect_layout(), cgroup::own_cgroups(), "runscope-test-" + std::to_string(::getpid()) + "-" + tag};
 }
 
 driver::TaskSpec shell_task(const std::string& alloc, const std::string& task, const std::string& script) {

@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "common/error.hpp"
-#include "driver/backend_factory.hpp"
+#include "driver/manager_choice.hpp"
 
 namespace runscope::driver {
 namespace {

@@ -1,7 +1,7 @@
-// The daemon's cpuset wiring per manager and host (daemon/cpuset_wiring.hpp), and the v2
+// The daemon's cpuset wiring per manager and host (wiring/cpuset_wiring.hpp), and the v2
 // cgroupfs path end to end on a fake cgroup2 tree: a TaskManager over the real v2 backend and the
 // wired CgroupfsApplier, every cpuset write recorded in order with the folders that existed then.
-#include "daemon/cpuset_wiring.hpp"
+#include "wiring/cpuset_wiring.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -23,6 +23,8 @@
 
 namespace runscope::daemon {
 namespace {
+
+using wiring::choose_cpuset_applier;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;

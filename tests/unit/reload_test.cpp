@@ -1,11 +1,11 @@
-#include "daemon/reload.hpp"
+#include "runscoped/reload.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "common/clock.hpp"
 
-namespace runscope::daemon {
+namespace runscope::runscoped {
 namespace {
 
 using ::testing::HasSubstr;
@@ -110,4 +110,4 @@ TEST_F(AReload, SaysSoWhenNothingLiveChanged) {
 }
 
 }  // namespace
-}  // namespace runscope::daemon
+}  // namespace runscope::runscoped

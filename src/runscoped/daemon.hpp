@@ -8,7 +8,7 @@
 
 #include "config/config.hpp"
 
-namespace runscope::daemon {
+namespace runscope::runscoped {
 
 struct DaemonArgs {
   std::filesystem::path config_path = config::kDefaultPath;
@@ -20,4 +20,4 @@ struct DaemonArgs {
 // touched; 69 when the host or the bus lacks what is needed; 1 for other start-up failures).
 int run_daemon(const DaemonArgs& args);
 
-}  // namespace runscope::daemon
+}  // namespace runscope::runscoped

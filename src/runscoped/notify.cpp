@@ -1,4 +1,4 @@
-#include "daemon/notify.hpp"
+#include "runscoped/notify.hpp"
 
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -7,7 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
-namespace runscope::daemon {
+namespace runscope::runscoped {
 
 void Notifier::send(const std::string& message) {
   int r = ::sd_notify(0, message.c_str());
@@ -34,4 +34,4 @@ std::optional<Duration> Notifier::watchdog_interval() const {
   return std::chrono::microseconds(usec / 2);
 }
 
-}  // namespace runscope::daemon
+}  // namespace runscope::runscoped

@@ -1,4 +1,4 @@
-#include "daemon/cpuset_wiring.hpp"
+#include "wiring/cpuset_wiring.hpp"
 
 #include <sstream>
 
@@ -6,7 +6,7 @@
 #include "cpuset/systemd_applier.hpp"
 #include "common/file.hpp"
 
-namespace runscope::daemon {
+namespace runscope::wiring {
 namespace {
 
 namespace fs = std::filesystem;
@@ -64,4 +64,4 @@ ApplierChoice choose_cpuset_applier(const config::Config& cfg, const driver::Man
   return v2_applier(cfg, layout, own, std::move(ops));
 }
 
-}  // namespace runscope::daemon
+}  // namespace runscope::wiring

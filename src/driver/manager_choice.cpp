@@ -1,13 +1,10 @@
-#include "driver/backend_factory.hpp"
+#include "driver/manager_choice.hpp"
 
 #include <sstream>
 #include <vector>
 
-#include "cgroup/v1_backend.hpp"
-#include "cgroup/v2_backend.hpp"
 #include "common/error.hpp"
 #include "common/file.hpp"
-#include "systemd/factory.hpp"
 
 namespace runscope::driver {
 namespace {
@@ -16,61 +13,9 @@ constexpr int kMountPointField = 5;  // mountinfo: id, parent, dev, root, MOUNT 
 
 std::string mode_name(const cgroup::HostLayout& layout) { return std::string(cgroup::to_string(layout.mode)); }
 
-class SimpleBackend final : public ManagedBackend {
- public:
-  SimpleBackend(std::unique_ptr<cgroup::Backend> backend, ManagerDecision decision)
-      : backend_(std::move(backend)), decision_(decision) {}
-  cgroup::Backend& backend() override { return *backend_; }
-  ManagerDecision decision() const override { return decision_; }
-
- private:
-  std::unique_ptr<cgroup::Backend> backend_;
-  ManagerDecision decision_;
-};
-
-// The systemd backend, whose one bus connection the cpuset applier shares.
-class SystemdManagedBackend final : public ManagedBackend {
- public:
-  SystemdManagedBackend(std::unique_ptr<systemd::SystemdBackend> backend, ManagerDecision decision)
-      : backend_(std::move(backend)), decision_(decision) {}
-  cgroup::Backend& backend() override { return *backend_; }
-  ManagerDecision decision() const override { return decision_; }
-  systemd::SystemdManager* systemd_manager() override { return &backend_->manager(); }
-
- private:
-  std::unique_ptr<systemd::SystemdBackend> backend_;
-  ManagerDecision decision_;
-};
-
-std::unique_ptr<ManagedBackend> make_v2(const config::Config& config, const ManagerDecision& decision,
-                                        const BackendEnv& env) {
-  if (env.layout.unified_mount.empty()) {
-    throw Error(ErrorKind::unsupported, "no cgroup2 hierarchy is mounted on this " + mode_name(env.layout) + " host");
-  }
-  cgroup::V2Options options;
-  options.root = env.layout.unified_mount;
-  options.parent = v2_parent(config::parent_for(config.cgroups, true), env.own);
-  options.clock = env.clock;
-  return std::make_unique<SimpleBackend>(cgroup::make_v2_backend(std::move(options)), decision);
-}
-
-std::unique_ptr<ManagedBackend> make_v1(const config::Config& config, const ManagerDecision& decision,
-                                        const BackendEnv& env) {
-  cgroup::V1Options options;
-  options.layout = env.layout;
-  options.own = env.own;
-  options.parent = config::parent_for(config.cgroups, false);
-  options.clock = env.clock;
-  return std::make_unique<SimpleBackend>(cgroup::make_v1_backend(std::move(options)), decision);
-}
-
-std::unique_ptr<ManagedBackend> make_systemd(const config::Config& config, const ManagerDecision& decision,
-                                             const BackendEnv&) {
-  // The backend owns its one bus connection; it throws BusError when systemd does not answer.
-  return std::make_unique<SystemdManagedBackend>(systemd::make_systemd_backend(config.cgroups), decision);
-}
-
 }  // namespace
+
+std::string_view to_string(ManagerKind kind) { return kind == ManagerKind::systemd ? "systemd" : "cgroupfs"; }
 
 std::string drop_shadowed_mounts(std::string_view mountinfo) {
   std::vector<std::string> lines, points;
@@ -98,8 +43,6 @@ std::string drop_shadowed_mounts(std::string_view mountinfo) {
 cgroup::HostLayout detect_layout(const std::filesystem::path& mountinfo) {
   return cgroup::parse_mountinfo(drop_shadowed_mounts(read_file(mountinfo)));
 }
-
-std::string_view to_string(ManagerKind kind) { return kind == ManagerKind::systemd ? "systemd" : "cgroupfs"; }
 
 ManagerDecision choose_manager(const ManagerQuery& query, const cgroup::HostLayout& layout,
                                const std::function<bool()>& systemd_running) {
@@ -134,20 +77,11 @@ ManagerDecision choose_manager(const ManagerQuery& query, const cgroup::HostLayo
   return {ManagerKind::cgroupfs, layout.version()};
 }
 
-bool systemd_answers() { return systemd::probe_systemd_version().has_value(); }
-
 std::filesystem::path v2_parent(const std::string& parent, const cgroup::CgroupPaths& own) {
   if (!parent.empty() && parent.front() == '/') return std::filesystem::path(parent).relative_path();
   auto it = own.find(cgroup::kUnifiedKey);
   std::filesystem::path base = it != own.end() ? std::filesystem::path(it->second).relative_path() : "";
   return base / parent;
-}
-
-std::unique_ptr<ManagedBackend> make_backend(const config::Config& config, const ManagerDecision& decision,
-                                             const BackendEnv& env) {
-  if (decision.kind == ManagerKind::systemd) return make_systemd(config, decision, env);
-  if (decision.version == cgroup::Version::v2) return make_v2(config, decision, env);
-  return make_v1(config, decision, env);
 }
 
 }  // namespace runscope::driver

@@ -6,7 +6,7 @@
 
 #include "common/fd.hpp"
 
-namespace runscope::daemon {
+namespace runscope::runscoped {
 
 class DaemonSignals {
  public:
@@ -24,4 +24,4 @@ class DaemonSignals {
   UniqueFd fd_;
 };
 
-}  // namespace runscope::daemon
+}  // namespace runscope::runscoped

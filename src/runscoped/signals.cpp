@@ -1,11 +1,11 @@
-#include "daemon/signals.hpp"
+#include "runscoped/signals.hpp"
 
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "common/error.hpp"
 
-namespace runscope::daemon {
+namespace runscope::runscoped {
 
 DaemonSignals::DaemonSignals() {
   sigemptyset(&set_);
@@ -26,4 +26,4 @@ int DaemonSignals::take() {
   return ::read(fd_.get(), &info, sizeof info) == sizeof info ? static_cast<int>(info.ssi_signo) : 0;
 }
 
-}  // namespace runscope::daemon
+}  // namespace runscope::runscoped

@@ -9,7 +9,7 @@
 
 #include "common/units.hpp"
 
-namespace runscope::daemon {
+namespace runscope::runscoped {
 
 class Notifier {
  public:
@@ -26,4 +26,4 @@ class Notifier {
   void send(const std::string& message);
 };
 
-}  // namespace runscope::daemon
+}  // namespace runscope::runscoped

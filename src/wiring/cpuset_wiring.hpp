@@ -13,10 +13,10 @@
 #include "cgroup/host.hpp"
 #include "config/config.hpp"
 #include "cpuset/applier.hpp"
-#include "driver/backend_factory.hpp"
+#include "driver/manager_choice.hpp"
 #include "systemd/manager.hpp"
 
-namespace runscope::daemon {
+namespace runscope::wiring {
 
 struct ApplierChoice {
   std::unique_ptr<cpuset::Applier> applier;  // null: cpusets off
@@ -29,4 +29,4 @@ ApplierChoice choose_cpuset_applier(const config::Config& cfg, const driver::Man
                                     const cgroup::CgroupPaths& own,
                                     cgroup::CgroupFsOps ops = cgroup::CgroupFsOps::kernel());
 
-}  // namespace runscope::daemon
+}  // namespace runscope::wiring

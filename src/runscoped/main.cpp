@@ -3,10 +3,10 @@
 
 #include <cstdio>
 
-#include "daemon/bus_daemon.hpp"
+#include "runscoped/daemon.hpp"
 
 int main(int argc, char** argv) {
-  runscope::daemon::DaemonArgs args;
+  runscope::runscoped::DaemonArgs args;
   CLI::App app{"runscoped: runs tasks each in its own cgroup, served on D-Bus as org.runscope1", "runscoped"};
   app.set_version_flag("--version", "runscoped " RUNSCOPE_VERSION);
   app.add_option_function<std::string>(
@@ -27,5 +27,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "runscoped: %s\n", e.what());
     return 64;  // EX_USAGE
   }
-  return runscope::daemon::run_daemon(args);
+  return runscope::runscoped::run_daemon(args);
 }

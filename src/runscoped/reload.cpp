@@ -1,8 +1,8 @@
-#include "daemon/reload.hpp"
+#include "runscoped/reload.hpp"
 
 #include <exception>
 
-namespace runscope::daemon {
+namespace runscope::runscoped {
 namespace {
 
 std::string joined(const std::vector<std::string>& items) {
@@ -52,4 +52,4 @@ ReloadOutcome apply_reload(const config::Config& next, config::Config& current, 
   return out;
 }
 
-}  // namespace runscope::daemon
+}  // namespace runscope::runscoped

@@ -11,7 +11,7 @@
 #include "config/config.hpp"
 #include "cpuset/cpusets.hpp"
 
-namespace runscope::daemon {
+namespace runscope::runscoped {
 
 struct ReloadTargets {
   std::function<void(const config::TaskConfig&)> set_task_policy;
@@ -31,4 +31,4 @@ struct ReloadOutcome {
 // keep their running values, so the next reload names them again).
 ReloadOutcome apply_reload(const config::Config& next, config::Config& current, const ReloadTargets& targets);
 
-}  // namespace runscope::daemon
+}  // namespace runscope::runscoped

@@ -1,4 +1,4 @@
-#include "daemon/bus_daemon.hpp"
+#include "runscoped/daemon.hpp"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -18,14 +18,19 @@
 #include "compat/sdbus.hpp"
 #include "cpuset/cpusets.hpp"
 #include "cpuset/topology.hpp"
-#include "daemon/cpuset_wiring.hpp"
-#include "daemon/notify.hpp"
-#include "daemon/reload.hpp"
-#include "daemon/signals.hpp"
+#include "runscoped/notify.hpp"
+#include "runscoped/reload.hpp"
+#include "runscoped/signals.hpp"
 #include "daemon/task_manager.hpp"
-#include "driver/backend_factory.hpp"
+#include "runscoped/options.hpp"
+#include "wiring/backend_factory.hpp"
+#include "wiring/cpuset_wiring.hpp"
 
-namespace runscope::daemon {
+namespace runscope::runscoped {
+
+using daemon::Caller;
+using daemon::ExecShimLauncher;
+using daemon::TaskManager;
 namespace {
 
 namespace fs = std::filesystem;
@@ -51,10 +56,10 @@ struct CpusetParts {
 };
 
 CpusetParts make_cpusets(const config::Config& cfg, const driver::ManagerDecision& decision,
-                         driver::ManagedBackend& backend, const cgroup::HostLayout& layout,
+                         wiring::ManagedBackend& backend, const cgroup::HostLayout& layout,
                          const cgroup::CgroupPaths& own) {
   CpusetParts parts;
-  auto choice = choose_cpuset_applier(cfg, decision, backend.systemd_manager(), layout, own);
+  auto choice = wiring::choose_cpuset_applier(cfg, decision, backend.systemd_manager(), layout, own);
   parts.applier = std::move(choice.applier);
   if (!parts.applier) {
     parts.off_reason = choice.off_reason;
@@ -68,17 +73,6 @@ CpusetParts make_cpusets(const config::Config& cfg, const driver::ManagerDecisio
       system_clock(), cfg.cpuset.reconcile_interval);
   spdlog::info("cpusets: {}", parts.applier->name());
   return parts;
-}
-
-ManagerOptions manager_options(const config::Config& cfg, const driver::ManagerDecision& decision) {
-  ManagerOptions options;
-  options.state_dir = cfg.daemon.state_dir;
-  options.denied_uids = cfg.task.denied_uids;
-  options.kill_signal = cfg.task.kill_signal;
-  options.kill_timeout = cfg.task.kill_timeout;
-  options.journal_logs = decision.kind == driver::ManagerKind::systemd;
-  options.release_cgroups = true;  // a v1 task's cgroup holds 6 fds: closed while the task runs
-  return options;
 }
 
 // SIGHUP: a file that does not load changes nothing (the error names FILE:LINE:COLUMN); one that
@@ -189,7 +183,7 @@ int run(const DaemonArgs& args, config::Config cfg) {
   Notifier notify;
   auto layout = driver::detect_layout();
   auto own = cgroup::own_cgroups();
-  auto decision = driver::choose_manager({cfg.cgroups.manager, false}, layout, driver::systemd_answers);
+  auto decision = driver::choose_manager({cfg.cgroups.manager, false}, layout, wiring::systemd_answers);
   auto bus = api::resolve_bus(args.bus);
   auto connection = api::connect_bus(bus);
   try {
@@ -199,13 +193,13 @@ int run(const DaemonArgs& args, config::Config cfg) {
     throw Error(ErrorKind::conflict, std::string("cannot own ") + api::kBusName + " on the " + bus +
                                          " bus (another runscoped, or the policy): " + e.getMessage());
   }
-  auto backend = driver::make_backend(cfg, decision, {layout, own});
+  auto backend = wiring::make_backend(cfg, decision, {layout, own});
   auto cpu = make_cpusets(cfg, decision, *backend, layout, own);
-  auto task_nofile = raise_fd_limit();
+  auto task_nofile = daemon::raise_fd_limit();
   rlimit nofile{};
   ::getrlimit(RLIMIT_NOFILE, &nofile);
   spdlog::info("open file limit {} (about 7 fds per task on cgroup v1, 1-2 on the systemd path)", nofile.rlim_cur);
-  ExecShimLauncher launcher(default_shim_path(), task_nofile);
+  ExecShimLauncher launcher(daemon::default_shim_path(), task_nofile);
   auto options = manager_options(cfg, decision);
   options.cpusets_off_reason = cpu.off_reason;
   TaskManager manager(backend->backend(), cpu.cpusets.get(), launcher, system_clock(), std::move(options),
@@ -267,4 +261,4 @@ int run_daemon(const DaemonArgs& args) {
   }
 }
 
-}  // namespace runscope::daemon
+}  // namespace runscope::runscoped
