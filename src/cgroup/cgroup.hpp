@@ -6,6 +6,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,6 +45,15 @@ struct Stats {
   std::optional<std::uint64_t> memory_peak;
   std::optional<std::uint64_t> pids_current;
   std::uint64_t oom_kills = 0;
+};
+
+// A task's cgroup folders by path, so its counters and processes can be read at any time (see
+// cgroup/folders.hpp) without its TaskCgroup, which may be closed while the task runs, and without
+// a bus round trip.
+struct Folders {
+  std::filesystem::path unified;                    // v2 and systemd: the task's folder
+  std::map<std::string, std::filesystem::path> v1;  // v1: each controller -> the task's folder there
+  bool empty() const { return unified.empty() && v1.empty(); }
 };
 
 enum class KillMethod {
@@ -85,6 +96,9 @@ class TaskCgroup {
   virtual void set_cpuset(const CpuSet& cpus) = 0;
 
   virtual Stats stats() const = 0;
+
+  // Where its counters and processes are (empty while a systemd scope is not placed yet).
+  virtual Folders folders() const { return {}; }
 
   // For humans and `inspect`: the cgroup path(s) or the unit name.
   virtual std::string location() const = 0;

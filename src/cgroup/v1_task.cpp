@@ -171,9 +171,9 @@ void V1TaskCgroup::set_cpuset(const CpuSet& cpus) {
   cpuset->write(v1file::kCpusetCpus, cpus.to_string());
 }
 
-Stats V1TaskCgroup::stats() const {
+Stats v1_stats(const V2Dir* cpuacct, const V2Dir* memory, const V2Dir* pids) {
   Stats s;
-  if (const V2Dir* cpuacct = dir_with("cpuacct")) {
+  if (cpuacct) {
     // cpuacct.stat counts USER_HZ ticks.
     auto ticks = cg_parse_keyed(cpuacct->read(v1file::kCpuacctStat).value_or(""));
     auto usec_per_tick = 1000000 / static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK));
@@ -184,12 +184,22 @@ Stats V1TaskCgroup::stats() const {
     auto text = dir ? dir->read(file) : std::nullopt;
     return text ? cg_parse_limit(*text) : std::nullopt;
   };
-  const V2Dir* memory = dir_with("memory");
   s.memory_current = number(memory, v1file::kMemoryUsage);
   s.memory_peak = number(memory, v1file::kMemoryMaxUsage);
-  s.pids_current = number(dir_with("pids"), v1file::kPidsCurrent);
+  s.pids_current = number(pids, v1file::kPidsCurrent);
   if (memory) s.oom_kills = cg_parse_keyed(memory->read(v1file::kMemoryOomControl).value_or(""))["oom_kill"];
   return s;
+}
+
+Stats V1TaskCgroup::stats() const { return v1_stats(dir_with("cpuacct"), dir_with("memory"), dir_with("pids")); }
+
+Folders V1TaskCgroup::folders() const {
+  Folders f;
+  for (const auto& h : hierarchies_) {
+    if (!h.owned) continue;  // the shared cpuset partition holds other tasks too
+    for (const auto& c : h.controllers) f.v1.emplace(c, h.dir);
+  }
+  return f;
 }
 
 std::string V1TaskCgroup::location() const {

@@ -34,6 +34,7 @@ class V1TaskCgroup final : public TaskCgroup {
   void destroy(const Deadline& deadline) override;
   void set_cpuset(const CpuSet& cpus) override;
   Stats stats() const override;
+  Folders folders() const override;
   std::string location() const override;
   void disown() noexcept override { destroyed_ = true; }
 
@@ -52,5 +53,9 @@ class V1TaskCgroup final : public TaskCgroup {
   std::filesystem::path proc_root_;
   bool destroyed_ = false;
 };
+
+// The v1 counters from the task's folders in the cpuacct, memory and pids hierarchies (each may be
+// null: its fields are then absent).
+Stats v1_stats(const V2Dir* cpuacct, const V2Dir* memory, const V2Dir* pids);
 
 }  // namespace runscope::cgroup

@@ -85,6 +85,7 @@ class V2TaskCgroup final : public TaskCgroup {
 
   void set_cpuset(const CpuSet& cpus) override { dir_.set_cpuset(cpus); }
   Stats stats() const override { return dir_.stats(); }
+  Folders folders() const override { return Folders{dir_.path(), {}}; }
   std::string location() const override { return dir_.path().string(); }
   void disown() noexcept override { destroyed_ = true; }
 

@@ -3,6 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdint>
+
 #include "common/error.hpp"
 #include "common/fd.hpp"
 
@@ -62,15 +65,17 @@ void write_file(const std::filesystem::path& path, std::string_view content) {
   write_all(fd.get(), content, path);
 }
 
-void write_file_atomic(const std::filesystem::path& path, std::string_view content, unsigned mode) {
+void write_file_atomic(const std::filesystem::path& path, std::string_view content, unsigned mode,
+                       Durability durability) {
+  static std::atomic<std::uint64_t> serial{0};
   auto tmp = path;
-  tmp += ".tmp." + std::to_string(::getpid());
+  tmp += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(serial++);  // threads may write at once
   {
     UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
     if (!fd) fail("create", tmp, errno);
     try {
       write_all(fd.get(), content, tmp);
-      if (::fsync(fd.get()) != 0) fail("fsync", tmp, errno);
+      if (durability == Durability::now && ::fsync(fd.get()) != 0) fail("fsync", tmp, errno);
     } catch (...) {
       ::unlink(tmp.c_str());
       throw;
@@ -81,6 +86,7 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
     ::unlink(tmp.c_str());
     fail("rename to", path, err);
   }
+  if (durability == Durability::deferred) return;
   auto dir = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
   UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dfd) ::fsync(dfd.get());

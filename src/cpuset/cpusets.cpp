@@ -3,7 +3,15 @@
 namespace runscope::cpuset {
 
 Cpusets::Cpusets(Planner planner, Applier& applier, Clock& clock, Duration reconcile_interval)
-    : planner_(std::move(planner)), reconciler_(applier), clock_(clock), interval_(reconcile_interval) {}
+    : planner_(std::move(planner)), reconciler_(applier), clock_(clock), interval_(reconcile_interval) {
+  published_ = planner_.desired();
+}
+
+void Cpusets::publish() {
+  auto now = planner_.desired();
+  std::lock_guard lock(published_mutex_);
+  published_ = std::move(now);
+}
 
 void Cpusets::start() {
   std::lock_guard lock(mutex_);
@@ -22,29 +30,36 @@ CpuSet Cpusets::reserve(const TaskId& task, unsigned count) {
       reconciler_.change(planner_.desired());
     } catch (...) {  // the next reconcile retries; the first error is the one to report
     }
+    publish();
     throw;
   }
+  publish();
   return cpus;
 }
 
 void Cpusets::release(const TaskId& task) {
   std::lock_guard lock(mutex_);
-  if (planner_.release(task)) reconciler_.change(planner_.desired());
+  if (!planner_.release(task)) return;
+  publish();  // released whether or not applying works now: the next reconcile retries it
+  reconciler_.change(planner_.desired());
 }
 
 void Cpusets::restore(const TaskId& task, const CpuSet& cpus) {
   std::lock_guard lock(mutex_);
   planner_.restore(task, cpus);
+  publish();
 }
 
 void Cpusets::add_shared_task() {
   std::lock_guard lock(mutex_);
   planner_.add_shared_task();
+  publish();
 }
 
 void Cpusets::remove_shared_task() {
   std::lock_guard lock(mutex_);
   planner_.remove_shared_task();
+  publish();
 }
 
 bool Cpusets::tick() {
@@ -76,6 +91,7 @@ void Cpusets::replan(const config::CpusetConfig& config) {
     throw;
   }
   planner_ = std::move(next);
+  publish();
   interval_ = config.reconcile_interval;
   next_full_ = clock_.now() + interval_;
 }
@@ -86,8 +102,8 @@ CpuSet Cpusets::shared_pool() const {
 }
 
 DesiredState Cpusets::desired() const {
-  std::lock_guard lock(mutex_);
-  return planner_.desired();
+  std::lock_guard lock(published_mutex_);
+  return published_;
 }
 
 ReconcileCounts Cpusets::counts() const {

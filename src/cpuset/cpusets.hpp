@@ -41,12 +41,18 @@ class Cpusets {
   void replan(const config::CpusetConfig& config);
 
   CpuSet shared_pool() const;
+  // The plan as of the last change, from a copy under a lock of its own: never waits for a change
+  // being applied (which may wait for systemd), so the daemon's bus thread can answer CpuPool.
   DesiredState desired() const;
   ReconcileCounts counts() const;
 
  private:
+  void publish();  // mutex_ held
+
   mutable std::mutex mutex_;
   Planner planner_;
+  mutable std::mutex published_mutex_;
+  DesiredState published_;
   Reconciler reconciler_;
   Clock& clock_;
   Duration interval_;

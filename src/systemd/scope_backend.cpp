@@ -89,6 +89,7 @@ class ScopeCgroup final : public cgroup::TaskCgroup {
   void destroy(const Deadline& deadline) override;
   void set_cpuset(const CpuSet& cpus) override;
   cgroup::Stats stats() const override { return dir_ ? dir_->stats() : cgroup::Stats{}; }
+  cgroup::Folders folders() const override { return dir_ ? cgroup::Folders{dir_->path(), {}} : cgroup::Folders{}; }
   std::string location() const override { return slice_ + "/" + unit_; }
   void disown() noexcept override { destroyed_ = true; }
 
