@@ -52,7 +52,7 @@ ManagerObject::ManagerObject(sdbus::IConnection& connection, daemon::TaskService
     : AdaptorInterfaces(connection, sdbus::ObjectPath(kObjectPath)),
       service_(service),
       parse_spec_(std::move(parse_spec)),
-      pool_(options.workers, options.max_queued),
+      options_(options),
       signals_(1, kMaxQueuedSignals) {
   registerAdaptor();
   subscription_ = service_.subscribe([this](const TaskId& id, const daemon::TaskEvent& e) { on_event(id, e); });
@@ -61,8 +61,7 @@ ManagerObject::ManagerObject(sdbus::IConnection& connection, daemon::TaskService
 ManagerObject::~ManagerObject() {
   subscription_.reset();  // no more events
   signals_.shutdown();    // no more signals: queued ones are dropped
-  unregisterAdaptor();    // no more calls
-  pool_.shutdown();       // queued calls answered with an error, running ones finish and reply
+  unregisterAdaptor();    // no more calls; operations in flight answer through their own Result
 }
 
 daemon::Caller ManagerObject::caller() const {
@@ -83,33 +82,42 @@ daemon::Caller ManagerObject::caller() const {
   });
 }
 
-template <typename Result, typename Work, typename Reply>
-void ManagerObject::submit(Result&& result, Work work, Reply reply) {
+namespace {
+
+// The operation's reply, sent from whichever thread ends the operation.
+template <typename T, typename Result, typename Send>
+daemon::Reply<T> reply_to(Result&& result, Send send) {
   auto shared = std::make_shared<std::decay_t<Result>>(std::move(result));
-  WorkerPool::Job job;
-  job.run = [shared, work = std::move(work), reply = std::move(reply)]() mutable {
+  return [shared, send](daemon::Outcome<T> outcome) {
     try {
-      reply(*shared, work());
+      if (outcome.ok()) {
+        send(*shared, outcome.get());
+      } else {
+        std::rethrow_exception(outcome.error());
+      }
     } catch (const sdbus::Error& e) {
       shared->returnError(e);
     } catch (const std::exception& e) {
       shared->returnError(to_bus_error(e));
     }
   };
-  job.cancel = [shared] {
-    shared->returnError(compat::make_error(error_name(ErrorKind::system), "runscoped is shutting down"));
-  };
-  if (!pool_.submit(std::move(job))) {
-    shared->returnError(compat::make_error(error_name(ErrorKind::resources), "too many requests in flight; retry later"));
-  }
 }
 
+}  // namespace
+
 void ManagerObject::StartTask(sdbus::Result<std::string, std::string>&& result, std::string spec_json) {
+  if (spec_json.size() > options_.max_spec_bytes) {
+    // Refused before anything is parsed or queued.
+    throw to_bus_error(Error(ErrorKind::invalid_argument,
+                             "spec: " + std::to_string(spec_json.size()) + " bytes, more than the " +
+                                 std::to_string(options_.max_spec_bytes) + " allowed (" +
+                                 std::to_string(options_.max_spec_bytes >> 20) + " MiB; refused unparsed)"));
+  }
   auto who = answer([&] { return caller(); });
-  submit(
-      std::move(result),
-      [this, who, json = std::move(spec_json)] { return service_.start(parse_spec_(json), who); },
-      [](auto& r, const TaskId& id) { r.returnResults(id.alloc(), id.task()); });
+  auto bytes = spec_json.size();
+  daemon::SpecSource spec{[parse = parse_spec_, json = std::move(spec_json)] { return parse(json); }, bytes};
+  service_.start(std::move(spec), who,
+                 reply_to<TaskId>(std::move(result), [](auto& r, const TaskId& id) { r.returnResults(id.alloc(), id.task()); }));
 }
 
 void ManagerObject::StopTask(sdbus::Result<>&& result, std::string alloc, std::string task, uint64_t timeout_usec) {
@@ -117,13 +125,7 @@ void ManagerObject::StopTask(sdbus::Result<>&& result, std::string alloc, std::s
   auto id = answer([&] { return task_id(alloc, task); });
   std::optional<Duration> timeout;
   if (timeout_usec != 0) timeout = std::chrono::microseconds(timeout_usec);
-  submit(
-      std::move(result),
-      [this, who, id, timeout] {
-        service_.stop(id, timeout, who);
-        return 0;
-      },
-      [](auto& r, int) { r.returnResults(); });
+  service_.stop(id, timeout, who, reply_to<std::monostate>(std::move(result), [](auto& r, auto) { r.returnResults(); }));
 }
 
 void ManagerObject::SignalTask(const std::string& alloc, const std::string& task, const int32_t& signal) {
@@ -133,13 +135,7 @@ void ManagerObject::SignalTask(const std::string& alloc, const std::string& task
 void ManagerObject::DestroyTask(sdbus::Result<>&& result, std::string alloc, std::string task) {
   auto who = answer([&] { return caller(); });
   auto id = answer([&] { return task_id(alloc, task); });
-  submit(
-      std::move(result),
-      [this, who, id] {
-        service_.destroy(id, who);
-        return 0;
-      },
-      [](auto& r, int) { r.returnResults(); });
+  service_.destroy(id, who, reply_to<std::monostate>(std::move(result), [](auto& r, auto) { r.returnResults(); }));
 }
 
 std::string ManagerObject::InspectTask(const std::string& alloc, const std::string& task) {

@@ -1,8 +1,10 @@
 // runscoped's face on the bus: org.runscope1.Manager at /org/runscope1 over a TaskService.
 //
-// StartTask, StopTask and DestroyTask may wait (a cgroup to fill, a kill timeout), so they run on
-// a bounded worker pool and the bus loop never blocks; the rest answer directly. The caller is
-// who the bus says sent the message (uid, gid from its credentials), never what a spec claims.
+// The bus thread never waits for a task operation: StartTask, StopTask and DestroyTask hand their
+// sdbus::Result to the TaskService, which answers when the operation ends (from its own
+// threads); every other method answers at once from what the service has published. A spec over
+// the size limit is refused before it is parsed or queued. The caller is who the bus says sent the
+// message (uid, gid from its credentials), never what a spec claims.
 // TaskStateChanged is emitted from a TaskService subscription owned by this object: nothing is
 // emitted, queued or running for it once the destructor returns.
 #pragma once
@@ -26,8 +28,7 @@ namespace runscope::api {
 using SpecParser = std::function<driver::TaskSpec(std::string_view json)>;
 
 struct ManagerObjectOptions {
-  unsigned workers = 4;
-  std::size_t max_queued = 256;  // below the bus's per-connection cap on pending replies
+  std::size_t max_spec_bytes = driver::kMaxSpecBytes;  // StartTask's JSON, checked before parsing
 };
 
 class ManagerObject final : public sdbus::AdaptorInterfaces<org::runscope1::Manager_adaptor> {
@@ -51,15 +52,11 @@ class ManagerObject final : public sdbus::AdaptorInterfaces<org::runscope1::Mana
   std::string Version() override;
 
   daemon::Caller caller() const;
-  // Runs `work` on the pool; `work` returns normally (then `reply` is called) or throws (then the
-  // error is the reply). A full queue is refused at once.
-  template <typename Result, typename Work, typename Reply>
-  void submit(Result&& result, Work work, Reply reply);
   void on_event(const TaskId& id, const daemon::TaskEvent& event);
 
   daemon::TaskService& service_;
   SpecParser parse_spec_;
-  WorkerPool pool_;
+  ManagerObjectOptions options_;
   // Signals are emitted from their own thread, in order: a listener runs under the TaskManager's
   // locks, and emitting there would take the bus lock after them while a method call on the bus
   // thread takes them after the bus lock (a lock-order inversion TSan caught).

@@ -34,12 +34,14 @@ ErrorKind kind_numbered(const std::string& text) {
   return ErrorKind::system;
 }
 
-void kill_and_reap(pid_t pid, int pidfd) {
-  ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
-  siginfo_t info{};
-  while (::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED) < 0 && errno == EINTR) {
+pid_t parse_pid(const std::string& text) {
+  try {
+    std::size_t used = 0;
+    long pid = std::stol(text, &used);
+    if (used == text.size() && pid > 0) return static_cast<pid_t>(pid);
+  } catch (const std::exception&) {
   }
-  (void)pid;
+  return 0;
 }
 
 // Only async-signal-safe calls between fork and exec: the daemon has other threads.
@@ -61,7 +63,31 @@ void kill_and_reap(pid_t pid, int pidfd) {
 
 }  // namespace
 
-LaunchedShim ExecShimLauncher::launch(const fs::path& task_dir, cgroup::TaskCgroup& cg, const Deadline& deadline) {
+ShimMessage parse_shim_message(const std::string& text) {
+  std::string verb = text.substr(0, text.find(' '));
+  std::string rest = text.size() > verb.size() ? text.substr(verb.size() + 1) : "";
+  ShimMessage m;
+  if ((verb == "place" || verb == "started") && (m.pid = parse_pid(rest)) > 0) {
+    m.kind = verb == "place" ? ShimMessage::Kind::place : ShimMessage::Kind::started;
+  } else if (verb == "failed") {
+    auto space = rest.find(' ');
+    m.kind = ShimMessage::Kind::failed;
+    m.error = Error(kind_numbered(rest.substr(0, space)), space == std::string::npos ? rest : rest.substr(space + 1));
+  } else {
+    m.error = Error(ErrorKind::system, "runscope-shim said '" + text + "'");
+  }
+  return m;
+}
+
+void kill_and_reap(const UniqueFd& pidfd) noexcept {
+  if (!pidfd) return;
+  ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+  siginfo_t info{};
+  while (::waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &info, WEXITED) < 0 && errno == EINTR) {
+  }
+}
+
+SpawnedShim ExecShimLauncher::spawn(const fs::path& task_dir, const cgroup::TaskCgroup& cg) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) throw_system_error("socketpair");
   UniqueFd ours(sv[0]), theirs(sv[1]);
@@ -77,8 +103,7 @@ LaunchedShim ExecShimLauncher::launch(const fs::path& task_dir, cgroup::TaskCgro
   pid_t pid = ::fork();
   if (pid < 0) throw_system_error("fork runscope-shim");
   if (pid == 0) exec_shim(argv.data(), theirs.get(), cgroup_fd, devnull.get(), task_nofile_ ? &*task_nofile_ : nullptr);
-  theirs.reset();
-  LaunchedShim shim;
+  SpawnedShim shim;
   shim.pid = pid;
   shim.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   if (!shim.pidfd) {
@@ -87,40 +112,43 @@ LaunchedShim ExecShimLauncher::launch(const fs::path& task_dir, cgroup::TaskCgro
     ::waitpid(pid, nullptr, 0);
     throw_system_error("pidfd_open runscope-shim", err);
   }
+  shim.control = std::move(ours);
+  return shim;
+}
+
+LaunchedShim ShimLauncher::launch(const fs::path& task_dir, cgroup::TaskCgroup& cg, const Deadline& deadline) {
+  SpawnedShim spawned = spawn(task_dir, cg);
+  LaunchedShim shim;
+  shim.pid = spawned.pid;
+  shim.pidfd = std::move(spawned.pidfd);
   try {
     for (;;) {
-      pollfd p{ours.get(), POLLIN, 0};
+      pollfd p{spawned.control.get(), POLLIN, 0};
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline.remaining()).count();
       int n = ::poll(&p, 1, static_cast<int>(ms));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) throw_system_error("poll the shim channel");
       if (n == 0) throw Error(ErrorKind::timeout, "runscope-shim did not start " + task_dir.string() + " in time");
-      auto msg = driver::receive_message(ours.get());
-      if (!msg) {
-        throw Error(ErrorKind::system, "runscope-shim (" + binary_.string() + ") exited before starting the task");
-      }
-      std::string verb = msg->substr(0, msg->find(' '));
-      std::string rest = msg->size() > verb.size() ? msg->substr(verb.size() + 1) : "";
-      if (verb == "place") {
+      auto text = driver::receive_message(spawned.control.get());
+      if (!text) throw Error(ErrorKind::system, "runscope-shim exited before starting the task");
+      auto msg = parse_shim_message(*text);
+      if (msg.kind == ShimMessage::Kind::place) {
         try {
-          cg.place(static_cast<pid_t>(std::stol(rest)));
-          driver::send_message(ours.get(), "ok");
+          cg.place(msg.pid);
+          driver::send_message(spawned.control.get(), "ok");
         } catch (const std::exception& e) {
-          driver::send_message(ours.get(), std::string("error ") + e.what());
+          driver::send_message(spawned.control.get(), std::string("error ") + e.what());
         }
-      } else if (verb == "started") {
-        shim.task_pid = static_cast<pid_t>(std::stol(rest));
-        shim.start_time = driver::process_start_time(pid).value_or(0);
+      } else if (msg.kind == ShimMessage::Kind::started) {
+        shim.task_pid = msg.pid;
+        shim.start_time = driver::process_start_time(shim.pid).value_or(0);
         return shim;
-      } else if (verb == "failed") {
-        auto space = rest.find(' ');
-        throw Error(kind_numbered(rest.substr(0, space)), space == std::string::npos ? rest : rest.substr(space + 1));
       } else {
-        throw Error(ErrorKind::system, "runscope-shim said '" + *msg + "'");
+        throw msg.error;
       }
     }
   } catch (...) {
-    kill_and_reap(pid, shim.pidfd.get());
+    kill_and_reap(shim.pidfd);
     throw;
   }
 }

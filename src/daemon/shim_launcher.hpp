@@ -1,6 +1,7 @@
 // Starting a task's supervisor (runscope-shim) from the daemon: outside the task's cgroup, in its
-// own session, with the control channel of driver/shim_protocol.hpp. The seam the manager's
-// tests can replace.
+// own session, with the control channel of driver/shim_protocol.hpp. spawn() is the fork/exec
+// only and returns at once: the manager drives the handshake (place, started) from its reactor.
+// The seam the manager's tests replace.
 #pragma once
 
 #include <sys/resource.h>
@@ -10,12 +11,20 @@
 #include <filesystem>
 #include <mutex>
 #include <optional>
+#include <string>
 
 #include "cgroup/cgroup.hpp"
 #include "common/clock.hpp"
+#include "common/error.hpp"
 #include "common/fd.hpp"
 
 namespace runscope::daemon {
+
+struct SpawnedShim {
+  pid_t pid = 0;
+  UniqueFd pidfd;    // readable once the shim has exited
+  UniqueFd control;  // our end of the control channel (SOCK_SEQPACKET, close-on-exec)
+};
 
 struct LaunchedShim {
   pid_t pid = 0;
@@ -27,12 +36,26 @@ struct LaunchedShim {
 class ShimLauncher {
  public:
   virtual ~ShimLauncher() = default;
-  // Starts the shim for the task whose launch.json is in `task_dir`, answers its place() requests
-  // with `cg`, and returns once the task has been exec'd. Throws the shim's own error (kind kept),
-  // with the shim reaped and any held child killed by it.
-  virtual LaunchedShim launch(const std::filesystem::path& task_dir, cgroup::TaskCgroup& cg,
-                              const Deadline& deadline) = 0;
+  // Forks and execs the shim for the task whose launch.json is in `task_dir` (`cg`: where the task
+  // will run; its clone_into_fd() is handed over when it has one). Throws when it cannot.
+  virtual SpawnedShim spawn(const std::filesystem::path& task_dir, const cgroup::TaskCgroup& cg) = 0;
+
+  // spawn() and the whole handshake, waiting: answers place() requests with `cg` and returns once
+  // the task has been exec'd. Throws the shim's own error (kind kept), with the shim reaped and any
+  // held child killed by it. For tools and tests; the daemon drives the handshake from events.
+  LaunchedShim launch(const std::filesystem::path& task_dir, cgroup::TaskCgroup& cg, const Deadline& deadline);
 };
+
+// What the shim said on its control channel.
+struct ShimMessage {
+  enum class Kind { place, started, failed, other } kind = Kind::other;
+  pid_t pid = 0;      // place, started
+  Error error{ErrorKind::system, ""};  // failed (its kind kept), other (what it said)
+};
+ShimMessage parse_shim_message(const std::string& text);
+
+// SIGKILLs a shim of ours and reaps it (a start that failed after it was spawned).
+void kill_and_reap(const UniqueFd& pidfd) noexcept;
 
 class ExecShimLauncher final : public ShimLauncher {
  public:
@@ -40,8 +63,7 @@ class ExecShimLauncher final : public ShimLauncher {
   // raised its own (raise_fd_limit); unset: inherited as is.
   explicit ExecShimLauncher(std::filesystem::path binary, std::optional<rlimit> task_nofile = std::nullopt)
       : binary_(std::move(binary)), task_nofile_(task_nofile) {}
-  LaunchedShim launch(const std::filesystem::path& task_dir, cgroup::TaskCgroup& cg,
-                      const Deadline& deadline) override;
+  SpawnedShim spawn(const std::filesystem::path& task_dir, const cgroup::TaskCgroup& cg) override;
 
  private:
   std::filesystem::path binary_;

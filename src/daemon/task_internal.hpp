@@ -1,4 +1,15 @@
-// TaskManager's per-task record, shared by its source files (not part of the API).
+// TaskManager's per-task state machine, shared by its source files (not part of the API).
+//
+//   starting --started--> running --stop--> stopping --grace over--> killing
+//       |                    |                  |                        |
+//       | failed             +------------------+-- shim ended ----------+--> finishing --> finished
+//       v                                                                                    |
+//   (removed)  <------------------------------------------------------------- destroy -------+
+//
+// At most one step of a task is on the StepPool at a time (`busy`); events that arrive meanwhile
+// (its shim ended, a deadline passed, another stop) are recorded and acted on when the step ends
+// (advance()). Requests never wait for a step: they join the task's waiters and are answered when
+// the state they wait for is reached.
 #pragma once
 
 #include <cstdint>
@@ -6,64 +17,76 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <vector>
 
 #include "common/fd.hpp"
 #include "daemon/task_manager.hpp"
 
 namespace runscope::daemon {
 
+enum class Phase { starting, running, stopping, killing, finishing, finished, removed };
+
+// A start under way: the shim's control channel and the caller's reply.
+struct StartFlow {
+  Reply<TaskId> reply;
+  pid_t shim_pid = 0;
+  std::shared_ptr<UniqueFd> shim_pidfd;
+  std::shared_ptr<UniqueFd> control;  // kept alive by the reactor's callback too
+  Reactor::Key control_watch = 0;
+  Reactor::Key deadline = 0;
+  bool step_in_flight = false;  // placing or committing: events wait for it
+  bool timed_out = false;       // the deadline passed while a step was in flight
+  bool done = false;            // committed or failing: later events are ignored
+};
+
 struct TaskManager::Task {
-  explicit Task(TaskInfo info) : record{std::move(info)} {}
+  Task(TaskId task_id, std::filesystem::path folder, uid_t uid)
+      : id(std::move(task_id)), cgroup_name(id.cgroup_name()), dir(std::move(folder)), owner(uid), record{blank_info(id)} {}
 
-  // Guarded by TaskManager::mutex_.
-  TaskRecord record;
+  const TaskId id;
+  const std::string cgroup_name;
+  const std::filesystem::path dir;
+  const uid_t owner;
+
+  // Published: guarded by TaskManager::registry_mutex_; what reads see.
+  std::shared_ptr<const TaskInfo> info;
   std::deque<TaskEvent> history;
-  std::shared_ptr<UniqueFd> shim_pidfd;  // shared with the watcher's poll set while it polls
-  bool exit_seen = false;                // the watcher saw the shim end; whoever holds `op` finishes
-  std::uint64_t watch_key = 0;           // its entry in the watcher's epoll set; 0: not watched
-  bool stop_requested = false;
+  cgroup::Folders folders;  // stats and SignalTask's check read these by path
 
-  std::filesystem::path dir;  // set once
-  bool own_child = false;     // the shim is our child (not one adopted after a restart): reap it
+  // The task's own state: guarded by `mutex`, which is never held across a wait and is taken
+  // before registry_mutex_ when both are.
+  std::mutex mutex;
+  Phase phase = Phase::starting;
+  TaskRecord record;
+  bool busy = false;       // one of its steps is queued or running on the pool
+  bool exit_seen = false;  // its shim has ended
+  std::optional<Reactor::TimePoint> kill_at;  // a stop was asked for: the grace period ends then
+  bool destroy_wanted = false;
+  bool shim_killed = false;                  // killing: the shim itself got SIGKILL
+  Reactor::TimePoint cleanup_at{};           // killing: when to stop waiting for the shim
+  std::vector<Reply<>> end_waiters;          // stop: answered once finished
+  std::vector<Reply<>> gone_waiters;         // destroy: answered once removed
+  Reactor::Key timer = 0;
+  Reactor::TimePoint timer_at{};
+  Reactor::Key shim_watch = 0;
+  std::shared_ptr<UniqueFd> shim_pidfd;
+  bool own_child = false;  // the shim is our child (not one adopted after a restart): reap it
+  std::unique_ptr<StartFlow> start;
 
-  // Serializes what acts on the task: start, stop, destroy, finish. Guards cg and finished.
-  std::mutex op;
+  // The cgroup, touched only by the task's one step in flight (or its start flow, or recovery).
   std::unique_ptr<cgroup::TaskCgroup> cg;
-  bool cg_released = false;  // cg closed while the task runs (release_cgroups): adopt it again
-  bool finished = false;
+  bool cg_released = false;  // closed while the task runs (release_cgroups): adopt it again
 };
 
-// Holds a task's `op`. The watcher leaves a shim's end to whoever holds `op` (it only try-locks):
-// on release this finishes the task if the watcher saw its shim end meanwhile. The check and the
-// unlock happen under the registry lock, the one the watcher takes to set `exit_seen`.
-class TaskManager::OpLock {
- public:
-  OpLock(TaskManager& manager, TaskPtr task) : manager_(manager), task_(std::move(task)) { task_->op.lock(); }
-  OpLock(const OpLock&) = delete;
-  OpLock& operator=(const OpLock&) = delete;
-  ~OpLock() {
-    for (;;) {
-      std::unique_lock lock(manager_.mutex_);
-      if (task_->finished || !task_->exit_seen) {
-        task_->op.unlock();
-        return;
-      }
-      lock.unlock();
-      try {
-        manager_.finish_locked(task_, std::nullopt, "");
-      } catch (...) {
-        task_->finished = true;  // never loop on a failure; finish_locked logs its own
-      }
-    }
-  }
+// Sends `sig` to `pid` if it is still in the task's cgroup (read by path), through a pidfd opened
+// after the check (pid reuse can't redirect it). False when there is no such process.
+bool signal_in_cgroup(const cgroup::Folders& folders, pid_t pid, int sig);
 
- private:
-  TaskManager& manager_;
-  TaskPtr task_;
-};
+// The message of an error carried as an exception_ptr.
+std::string message_of(const std::exception_ptr& error);
 
-// Sends `sig` to the task's main process if that pid is still in the task's cgroup, through a
-// pidfd opened after the check (pid reuse can't redirect it). False when there is none.
-bool signal_main(TaskManager::Task& task, int sig);
+// Calls each reply once with `outcome`, outside any lock.
+void answer_all(std::vector<Reply<>>& replies, const Outcome<>& outcome) noexcept;
 
 }  // namespace runscope::daemon

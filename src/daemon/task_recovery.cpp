@@ -3,7 +3,6 @@
 #include <sys/syscall.h>
 
 #include <algorithm>
-#include <set>
 
 #include "common/error.hpp"
 #include "daemon/task_internal.hpp"
@@ -40,7 +39,6 @@ void TaskManager::recover() {
     }
   }
   remove_unowned_cgroups();
-  wake();
 }
 
 void TaskManager::recover_one(const fs::path& dir) {
@@ -61,22 +59,17 @@ void TaskManager::recover_one(const fs::path& dir) {
     }
   }
   const TaskRecord& record = *loaded;
-  auto task = std::make_shared<Task>(record.info);
-  task->record = record;
-  task->stop_requested = record.stop_requested;
-  task->dir = dir;
   const TaskId& id = record.info.id;
-  {
-    std::lock_guard lock(mutex_);
-    tasks_.emplace(id, task);
-  }
-  OpLock op(*this, task);
-  if (is_final(record.info.state)) {
-    task->finished = true;
-    return;
-  }
+  auto task = std::make_shared<Task>(id, dir, record.info.owner);
+  task->record = record;
+  task->phase = is_final(record.info.state) ? Phase::finished : Phase::running;
+  insert(task);
+  if (is_final(record.info.state)) return;
   try {
     task->cg = backend_.adopt(id.cgroup_name(), record.partition);
+    auto folders = task->cg->folders();
+    std::lock_guard registry(registry_mutex_);
+    task->folders = std::move(folders);
   } catch (const Error& e) {
     if (e.kind() != ErrorKind::not_found) throw;
     log(id.display() + ": its cgroup is gone");
@@ -91,32 +84,30 @@ void TaskManager::recover_one(const fs::path& dir) {
       cpusets_->add_shared_task();
     }
     TaskEvent event{TaskState::running, std::chrono::system_clock::now(), {}, {}, false, "reattached after restart"};
-    release_cgroup(*task);  // before the watcher can see it: nothing else acts on it yet
     {
-      std::lock_guard lock(mutex_);
+      std::lock_guard lock(task->mutex);
+      release_cgroup(*task);  // before the reactor can see it: nothing else acts on it yet
       task->shim_pidfd = std::make_shared<UniqueFd>(std::move(shim));
+      record_event(*task, event);
       watch_shim(task);
-      record_event(task, event);
     }
     emit(id, event);
     return;
   }
-  // Ended while we were away (exit.json tells how), or lost: finish_locked reads the record, kills
+  // Ended while we were away (exit.json tells how), or lost: finish_now reads the record, kills
   // what is left in the cgroup and removes it. No cpus were restored, so none are released.
   task->record.partition = cgroup::CpuPartition::none;
   recorded = fs::exists(dir / driver::kExitFile);
-  finish_locked(task, std::nullopt, recorded ? "ended while the daemon was down" : "");
+  finish_now(task, recorded ? "ended while the daemon was down" : "");
   if (!recorded) log(id.display() + ": its supervisor is gone and left no exit status; reported lost");
 }
 
 void TaskManager::remove_unowned_cgroups() {
-  std::set<std::string> owned;
-  {
-    std::lock_guard lock(mutex_);
-    for (const auto& [id, t] : tasks_) owned.insert(id.cgroup_name());
-  }
   for (const auto& [name, partition] : backend_.existing()) {
-    if (owned.count(name)) continue;
+    {
+      std::lock_guard lock(registry_mutex_);
+      if (by_cgroup_.count(name) != 0) continue;
+    }
     try {
       auto cg = backend_.adopt(name, partition);
       cg->destroy(Deadline(clock_, options_.cleanup_timeout));

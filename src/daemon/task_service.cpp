@@ -1,5 +1,7 @@
 #include "daemon/task_service.hpp"
 
+#include <future>
+
 #include "driver/shim_protocol.hpp"
 
 namespace runscope::daemon {
@@ -39,6 +41,34 @@ nlohmann::json TaskInfo::to_json() const {
             {"cpus", cpus ? json(cpus->to_string()) : json(nullptr)},
             {"spec", driver::to_json(spec)}};
   return j;
+}
+
+SpecSource SpecSource::of(driver::TaskSpec spec) {
+  return SpecSource{[spec = std::move(spec)] { return spec; }, 0};
+}
+
+namespace {
+
+template <typename T>
+T wait_for(const std::function<void(Reply<T>)>& call) {
+  auto promise = std::make_shared<std::promise<Outcome<T>>>();
+  auto result = promise->get_future();
+  call([promise](Outcome<T> outcome) { promise->set_value(std::move(outcome)); });
+  return result.get().get();
+}
+
+}  // namespace
+
+TaskId TaskService::start(const driver::TaskSpec& spec, const Caller& caller) {
+  return wait_for<TaskId>([&](Reply<TaskId> done) { start(SpecSource::of(spec), caller, std::move(done)); });
+}
+
+void TaskService::stop(const TaskId& id, std::optional<Duration> timeout, const Caller& caller) {
+  wait_for<std::monostate>([&](Reply<> done) { stop(id, timeout, caller, std::move(done)); });
+}
+
+void TaskService::destroy(const TaskId& id, const Caller& caller) {
+  wait_for<std::monostate>([&](Reply<> done) { destroy(id, caller, std::move(done)); });
 }
 
 }  // namespace runscope::daemon

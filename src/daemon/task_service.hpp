@@ -2,6 +2,12 @@
 // it. Every call names the caller (from the bus credentials, never from the spec): a caller that is
 // not root sees and acts on only its own tasks, and its tasks run as itself.
 //
+// Two kinds of calls. Reads (inspect, list, stats, events, logs, cpu_pool, fingerprint) and
+// signal answer at once from what the service has published, whatever any task is doing.
+// Operations (start, stop, destroy) return at once too and answer later through their Reply,
+// exactly once, from one of the service's threads, when the operation has ended; no caller's
+// thread waits for them. The blocking overloads below wait for that reply, for tests and tools.
+//
 // Errors are runscope::Error; api/ maps the kinds to named D-Bus errors:
 // invalid_argument -> InvalidSpec, not_found -> NotFound, resources -> NotEnoughCores,
 // permission -> AccessDenied, conflict -> Conflict, unsupported -> Unsupported, else Failed.
@@ -10,11 +16,13 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -77,6 +85,37 @@ struct CpuPoolInfo {
   std::vector<std::pair<TaskId, CpuSet>> reservations;
 };
 
+// How an operation ended: its value, or the error it failed with.
+template <typename T = std::monostate>
+class Outcome {
+ public:
+  static Outcome success(T value = T{}) { return Outcome(std::move(value)); }
+  static Outcome failure(std::exception_ptr error) { return Outcome(std::move(error)); }
+  bool ok() const { return std::holds_alternative<T>(v_); }
+  const T& get() const {  // rethrows the error
+    if (!ok()) std::rethrow_exception(std::get<std::exception_ptr>(v_));
+    return std::get<T>(v_);
+  }
+  std::exception_ptr error() const { return ok() ? nullptr : std::get<std::exception_ptr>(v_); }
+
+ private:
+  explicit Outcome(T value) : v_(std::move(value)) {}
+  explicit Outcome(std::exception_ptr error) : v_(std::move(error)) {}
+  std::variant<T, std::exception_ptr> v_;
+};
+
+template <typename T = std::monostate>
+using Reply = std::function<void(Outcome<T>)>;
+
+// A start's spec, parsed on one of the service's threads rather than on the caller's (a spec of
+// a few MiB takes tens of milliseconds to parse). `bytes` is what the caller is charged for it
+// while the start is in flight (daemon/admission.hpp).
+struct SpecSource {
+  std::function<driver::TaskSpec()> parse;
+  std::size_t bytes = 0;
+  static SpecSource of(driver::TaskSpec spec);  // already parsed (tests, tools)
+};
+
 // Unsubscribes when destroyed: no callback runs after its Subscription is gone.
 class Subscription {
  public:
@@ -86,12 +125,17 @@ class Subscription {
 class TaskService {
  public:
   virtual ~TaskService() = default;
-  // Returns once the task runs in its cgroup, or throws with nothing left (no cgroup, scope,
-  // process or state entry).
-  virtual TaskId start(const driver::TaskSpec& spec, const Caller& caller) = 0;
-  virtual void stop(const TaskId& id, std::optional<Duration> timeout, const Caller& caller) = 0;
+  // Answers once the task runs in its cgroup and its record is on disk, or with the error, with
+  // nothing left (no cgroup, scope, process or state entry).
+  virtual void start(SpecSource spec, const Caller& caller, Reply<TaskId> done) = 0;
+  // Answers once the task has ended (at once if it had): kill signal, then after `timeout` (the
+  // task's kill_timeout when unset) the cgroup kill. A stop asked for while the task starts is
+  // applied once it runs; a later stop with an earlier deadline moves the deadline up.
+  virtual void stop(const TaskId& id, std::optional<Duration> timeout, const Caller& caller, Reply<> done) = 0;
+  // Kills the task if it still runs (no grace period) and forgets it; answers once it is gone.
+  virtual void destroy(const TaskId& id, const Caller& caller, Reply<> done) = 0;
+  // To the task's main process, at once (it must be running).
   virtual void signal(const TaskId& id, int sig, const Caller& caller) = 0;
-  virtual void destroy(const TaskId& id, const Caller& caller) = 0;
   virtual TaskInfo inspect(const TaskId& id, const Caller& caller) const = 0;
   virtual std::vector<TaskInfo> list(const Caller& caller) const = 0;
   virtual cgroup::Stats stats(const TaskId& id, const Caller& caller) const = 0;
@@ -101,6 +145,12 @@ class TaskService {
   virtual std::map<std::string, std::string> fingerprint() const = 0;
   using Listener = std::function<void(const TaskId&, const TaskEvent&)>;
   virtual std::unique_ptr<Subscription> subscribe(Listener listener) = 0;
+
+  // The operations, waiting for their reply (rethrowing its error). For tests and tools: never
+  // call them from one of the service's own threads (a reply, a listener).
+  TaskId start(const driver::TaskSpec& spec, const Caller& caller);
+  void stop(const TaskId& id, std::optional<Duration> timeout, const Caller& caller);
+  void destroy(const TaskId& id, const Caller& caller);
 };
 
 }  // namespace runscope::daemon

@@ -1,12 +1,9 @@
 #include "runscoped/daemon.hpp"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <mutex>
-#include <thread>
 
 #include <sdbus-c++/sdbus-c++.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -18,6 +15,7 @@
 #include "compat/sdbus.hpp"
 #include "cpuset/cpusets.hpp"
 #include "cpuset/topology.hpp"
+#include "runscoped/bus_loop.hpp"
 #include "runscoped/notify.hpp"
 #include "runscoped/reload.hpp"
 #include "runscoped/signals.hpp"
@@ -40,7 +38,7 @@ constexpr int kExitUnavailable = 69;
 // The bus went away (dbus-daemon restarted, connection cut). Not 78, so the unit's
 // Restart=on-failure starts a new runscoped, which reattaches the tasks (they keep running).
 constexpr int kExitBusLost = 75;
-// How often the main loop wakes without a signal: cpuset reconcile ticks and the watchdog.
+// How often the main loop wakes without a signal: cpuset reconcile ticks.
 constexpr auto kTick = std::chrono::seconds(1);
 
 void set_log_level(const std::string& level) {
@@ -98,68 +96,19 @@ std::string reload(const DaemonArgs& args, config::Config& current, TaskManager&
   return outcome.applied ? outcome.summary() : "reload refused, running configuration kept";
 }
 
-// The API connection's event loop, on a thread of ours. sdbus-c++ 1.2's enterEventLoopAsync()
-// lets the loop's exception escape its thread when the bus goes away (std::terminate: runscoped
-// died of SIGABRT); here it is caught and the main loop told through an eventfd.
-class BusLoop {
- public:
-  explicit BusLoop(sdbus::IConnection& connection)
-      : connection_(connection), ended_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-    if (!ended_) throw_system_error("eventfd");
-    thread_ = std::thread([this] { run(); });
-  }
-  ~BusLoop() {
-    try {
-      connection_.leaveEventLoop();
-    } catch (...) {
-      // the loop is over already
-    }
-    thread_.join();
-  }
-  BusLoop(const BusLoop&) = delete;
-  BusLoop& operator=(const BusLoop&) = delete;
-
-  int fd() const { return ended_.get(); }  // readable once the loop has ended
-  std::string why() const {
-    std::lock_guard lock(mutex_);
-    return why_;
-  }
-
- private:
-  void run() {
-    try {
-      connection_.enterEventLoop();
-    } catch (const std::exception& e) {
-      std::lock_guard lock(mutex_);
-      why_ = e.what();
-    }
-    std::uint64_t one = 1;
-    (void)!::write(ended_.get(), &one, sizeof one);
-  }
-
-  sdbus::IConnection& connection_;
-  UniqueFd ended_;
-  mutable std::mutex mutex_;
-  std::string why_;
-  std::thread thread_;
-};
-
-// Serves until SIGTERM/SIGINT (0) or the loss of the bus (kExitBusLost): signals, the watchdog
-// and cpuset ticks, on this thread.
+// Serves until SIGTERM/SIGINT (0) or the loss of the bus (kExitBusLost): signals and cpuset
+// ticks, on this thread (the watchdog is the bus loop's: see runscoped/bus_loop.hpp).
 int serve(const DaemonArgs& args, config::Config& cfg, DaemonSignals& signals, Notifier& notify,
           TaskManager& manager, cpuset::Cpusets* cpusets, const BusLoop& bus) {
-  auto watchdog = notify.watchdog_interval();
-  auto period = watchdog ? std::min<Duration>(*watchdog, kTick) : Duration(kTick);
   for (;;) {
     pollfd fds[2] = {{signals.fd(), POLLIN, 0}, {bus.fd(), POLLIN, 0}};
-    int n = ::poll(fds, 2, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(period).count()));
+    int n = ::poll(fds, 2, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(kTick).count()));
     if (n < 0 && errno != EINTR) throw_system_error("poll");
     if (n > 0 && (fds[1].revents & POLLIN) != 0) {
       spdlog::error("lost the bus connection ({}); exiting {} so the service manager starts runscoped again; "
                     "tasks keep running", bus.why(), kExitBusLost);
       return kExitBusLost;
     }
-    if (watchdog) notify.watchdog();
     if (cpusets) {
       try {
         cpusets->tick();
@@ -209,7 +158,7 @@ int run(const DaemonArgs& args, config::Config cfg) {
   int code = 0;
   {
     api::ManagerObject object(*connection, manager, driver::parse_task_spec_json);
-    BusLoop loop(*connection);
+    BusLoop loop(*connection, {notify.watchdog_interval(), [&notify] { notify.watchdog(); }});
     auto tasks = manager.list(Caller{}).size();
     notify.ready(fmt::format("serving on the {} bus; manager {}; {} task(s) recovered", bus,
                              driver::to_string(decision.kind), tasks));

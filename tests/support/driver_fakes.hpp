@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -23,6 +25,7 @@ struct FakeCgroupState {
   // Files handed to the child as its "tasks" files (the v1 self-join); empty: held and placed.
   std::vector<std::string> join_files;
   int join_flags = O_WRONLY;  // O_RDONLY makes the child's write fail
+  std::filesystem::path folder;  // folders(): a plain folder whose cgroup.procs the test writes
 };
 
 class FakeTaskCgroup final : public cgroup::TaskCgroup {
@@ -47,6 +50,7 @@ class FakeTaskCgroup final : public cgroup::TaskCgroup {
   void set_cpuset(const CpuSet&) override {}
   cgroup::Stats stats() const override { return {}; }
   std::string location() const override { return "fake"; }
+  cgroup::Folders folders() const override { return cgroup::Folders{state_->folder, {}}; }
 
  private:
   std::shared_ptr<FakeCgroupState> state_;
@@ -59,9 +63,15 @@ class FakeBackend final : public cgroup::Backend {
     ids.push_back(id);
     this->limits.push_back(limits);
     state = std::make_shared<FakeCgroupState>();
+    if (!folder_root.empty()) {
+      state->folder = folder_root / id.cgroup_name();
+      std::filesystem::create_directories(state->folder);
+      std::ofstream(state->folder / "cgroup.procs").flush();
+    }
     return std::make_unique<FakeTaskCgroup>(state);
   }
 
+  std::filesystem::path folder_root;  // when set, each cgroup gets a folder there (see FakeCgroupState)
   std::vector<TaskId> ids;
   std::vector<cgroup::Limits> limits;
   std::shared_ptr<FakeCgroupState> state;  // of the last cgroup made

@@ -25,13 +25,28 @@ bool may_see(const daemon::TaskInfo& info, const daemon::Caller& caller) {
 
 }  // namespace
 
-TaskId FakeTaskService::start(const driver::TaskSpec& spec, const daemon::Caller& caller) {
+void FakeTaskService::start(daemon::SpecSource source, const daemon::Caller& caller, daemon::Reply<TaskId> done) {
+  auto run = [this, source = std::move(source), caller, done] {
+    try {
+      done(daemon::Outcome<TaskId>::success(do_start(source.parse(), caller)));
+    } catch (...) {
+      done(daemon::Outcome<TaskId>::failure(std::current_exception()));
+    }
+  };
+  {
+    std::lock_guard lock(mutex_);
+    if (held_) {
+      held_starts_.push_back(std::move(run));
+      return;
+    }
+  }
+  run();
+}
+
+TaskId FakeTaskService::do_start(const driver::TaskSpec& spec, const daemon::Caller& caller) {
   std::unique_lock lock(mutex_);
   last_caller_ = caller;
   last_spec_ = spec;
-  ++waiting_;
-  gate_.wait(lock, [this] { return !held_; });
-  --waiting_;
   if (next_start_error_) {
     auto e = *next_start_error_;
     next_start_error_.reset();
@@ -55,16 +70,24 @@ TaskId FakeTaskService::start(const driver::TaskSpec& spec, const daemon::Caller
   return id;
 }
 
-void FakeTaskService::stop(const TaskId& id, std::optional<Duration> timeout, const daemon::Caller& caller) {
-  std::unique_lock lock(mutex_);
-  last_stop_timeout_ = timeout;
-  auto& task = find(id, caller);
-  if (daemon::is_final(task.info.state)) return;
-  task.info.state = daemon::TaskState::killed;
-  task.info.signal = 15;
-  task.info.pid = 0;
-  task.info.finished_at = std::chrono::system_clock::now();
-  record(task, {daemon::TaskState::killed, *task.info.finished_at, {}, 15, false, ""}, lock);
+void FakeTaskService::stop(const TaskId& id, std::optional<Duration> timeout, const daemon::Caller& caller,
+                           daemon::Reply<> done) {
+  try {
+    std::unique_lock lock(mutex_);
+    last_stop_timeout_ = timeout;
+    auto& task = find(id, caller);
+    if (!daemon::is_final(task.info.state)) {
+      task.info.state = daemon::TaskState::killed;
+      task.info.signal = 15;
+      task.info.pid = 0;
+      task.info.finished_at = std::chrono::system_clock::now();
+      record(task, {daemon::TaskState::killed, *task.info.finished_at, {}, 15, false, ""}, lock);
+    }
+  } catch (...) {
+    done(daemon::Outcome<>::failure(std::current_exception()));
+    return;
+  }
+  done(daemon::Outcome<>::success());
 }
 
 void FakeTaskService::signal(const TaskId& id, int sig, const daemon::Caller& caller) {
@@ -74,10 +97,16 @@ void FakeTaskService::signal(const TaskId& id, int sig, const daemon::Caller& ca
   signals_.emplace_back(id, sig);
 }
 
-void FakeTaskService::destroy(const TaskId& id, const daemon::Caller& caller) {
-  std::lock_guard lock(mutex_);
-  find(id, caller);
-  tasks_.erase(id);
+void FakeTaskService::destroy(const TaskId& id, const daemon::Caller& caller, daemon::Reply<> done) {
+  try {
+    std::lock_guard lock(mutex_);
+    find(id, caller);
+    tasks_.erase(id);
+  } catch (...) {
+    done(daemon::Outcome<>::failure(std::current_exception()));
+    return;
+  }
+  done(daemon::Outcome<>::success());
 }
 
 daemon::TaskInfo FakeTaskService::inspect(const TaskId& id, const daemon::Caller& caller) const {
@@ -127,7 +156,32 @@ daemon::CpuPoolInfo FakeTaskService::cpu_pool() const {
   return pool;
 }
 
+void FakeTaskService::wedge() {
+  std::lock_guard lock(mutex_);
+  wedged_ = true;
+}
+
+void FakeTaskService::unwedge() {
+  {
+    std::lock_guard lock(mutex_);
+    wedged_ = false;
+  }
+  unwedged_.notify_all();
+}
+
+bool FakeTaskService::wedged_call_waiting() const {
+  std::lock_guard lock(mutex_);
+  return wedge_waiting_;
+}
+
 std::map<std::string, std::string> FakeTaskService::fingerprint() const {
+  {
+    std::unique_lock lock(mutex_);
+    auto* self = const_cast<FakeTaskService*>(this);
+    self->wedge_waiting_ = wedged_;
+    unwedged_.wait(lock, [this] { return !wedged_; });
+    self->wedge_waiting_ = false;
+  }
   return {{"driver.raw_exec", "1"}, {"cgroup.version", "fake"}};
 }
 
@@ -159,16 +213,18 @@ void FakeTaskService::hold_starts() {
 }
 
 void FakeTaskService::release_starts() {
+  std::vector<std::function<void()>> held;
   {
     std::lock_guard lock(mutex_);
     held_ = false;
+    held.swap(held_starts_);
   }
-  gate_.notify_all();
+  for (auto& run : held) run();
 }
 
 std::size_t FakeTaskService::waiting_starts() const {
   std::lock_guard lock(mutex_);
-  return waiting_;
+  return held_starts_.size();
 }
 
 std::size_t FakeTaskService::subscribers() const {

@@ -1,6 +1,7 @@
 // A TaskService in memory, for the bus and CLI tests: it keeps tasks in a map, applies the
 // caller rules (non-root callers see and act on only their own tasks), emits events to its
-// subscribers, and lets a test finish a task, fail the next start, or hold starts at a gate.
+// subscribers, and lets a test finish a task, fail the next start, or hold starts (their replies
+// wait until released, as a real start waits for its shim).
 // A seam behind the real interface, not a mock of the bus.
 #pragma once
 
@@ -16,10 +17,14 @@ namespace runscope::testing {
 
 class FakeTaskService final : public daemon::TaskService {
  public:
-  TaskId start(const driver::TaskSpec& spec, const daemon::Caller& caller) override;
-  void stop(const TaskId& id, std::optional<Duration> timeout, const daemon::Caller& caller) override;
+  using TaskService::destroy;
+  using TaskService::start;
+  using TaskService::stop;
+  void start(daemon::SpecSource spec, const daemon::Caller& caller, daemon::Reply<TaskId> done) override;
+  void stop(const TaskId& id, std::optional<Duration> timeout, const daemon::Caller& caller,
+            daemon::Reply<> done) override;
   void signal(const TaskId& id, int sig, const daemon::Caller& caller) override;
-  void destroy(const TaskId& id, const daemon::Caller& caller) override;
+  void destroy(const TaskId& id, const daemon::Caller& caller, daemon::Reply<> done) override;
   daemon::TaskInfo inspect(const TaskId& id, const daemon::Caller& caller) const override;
   std::vector<daemon::TaskInfo> list(const daemon::Caller& caller) const override;
   cgroup::Stats stats(const TaskId& id, const daemon::Caller& caller) const override;
@@ -32,9 +37,13 @@ class FakeTaskService final : public daemon::TaskService {
   // Test controls.
   void finish(const TaskId& id, int exit_code);  // the task exits with this code
   void fail_next_start(Error error);
-  void hold_starts();     // start() waits until release_starts()
+  void hold_starts();     // starts are answered only at release_starts()
   void release_starts();
   std::size_t waiting_starts() const;
+  // fingerprint() blocks until unwedge(): a handler that never returns, for the bus loop's tests.
+  void wedge();
+  void unwedge();
+  bool wedged_call_waiting() const;
   std::size_t subscribers() const;
   std::optional<daemon::Caller> last_caller() const;
   std::optional<driver::TaskSpec> last_spec() const;
@@ -47,15 +56,18 @@ class FakeTaskService final : public daemon::TaskService {
     daemon::TaskInfo info;
     std::vector<daemon::TaskEvent> events;
   };
+  TaskId do_start(const driver::TaskSpec& spec, const daemon::Caller& caller);
   Task& find(const TaskId& id, const daemon::Caller& caller);
   const Task& find(const TaskId& id, const daemon::Caller& caller) const;
   void record(Task& task, daemon::TaskEvent event, std::unique_lock<std::mutex>& lock);
   friend class FakeSubscription;
 
   mutable std::mutex mutex_;
-  std::condition_variable gate_;
   bool held_ = false;
-  std::size_t waiting_ = 0;
+  bool wedged_ = false;
+  bool wedge_waiting_ = false;
+  mutable std::condition_variable unwedged_;
+  std::vector<std::function<void()>> held_starts_;
   std::map<TaskId, Task> tasks_;
   mutable std::mutex listeners_mutex_;  // held while a listener runs, so unsubscribing waits for it
   std::map<std::uint64_t, Listener> listeners_;

@@ -118,41 +118,31 @@ TEST_F(ManagerObjectTest, AnswersOtherCallsWhileAStartWaits) {
   ASSERT_EQ(c.list().size(), 1u);
 }
 
-TEST_F(ManagerObjectTest, RefusesCallsBeyondItsQueueAtOnce) {
+TEST_F(ManagerObjectTest, RefusesAnOversizedSpecAtOnceAsInvalidSpecNamingTheLimit) {
   server_.reset();
-  server_ = std::make_unique<Server>(bus_->address(), service_, api::ManagerObjectOptions{1, 1});
-  service_.hold_starts();
-  auto start = [&](const char* name) {
-    return std::async(std::launch::async, [&, name]() -> std::optional<ErrorKind> {
-      try {
-        client().start(std::string(R"({"alloc":"q","task":")") + name + "\"}");
-        return std::nullopt;
-      } catch (const Error& e) {
-        return e.kind();
-      }
-    });
-  };
-  auto running = start("one");
-  SteadyClock clock;
-  Deadline deadline(clock, std::chrono::seconds(20));
-  while (service_.waiting_starts() == 0 && !deadline.expired()) clock.sleep_for(std::chrono::milliseconds(2));
-  ASSERT_EQ(service_.waiting_starts(), 1u);
-  // The one worker is busy and the queue holds one call: of two more, one is refused at once.
-  auto second = start("two");
-  auto third = start("three");
-  std::optional<ErrorKind> refused;
-  while (!refused && !deadline.expired()) {
-    for (auto* f : {&second, &third}) {
-      if (f->valid() && f->wait_for(std::chrono::milliseconds(5)) == std::future_status::ready) refused = f->get();
-    }
+  server_ = std::make_unique<Server>(bus_->address(), service_, api::ManagerObjectOptions{1u << 20});
+  service_.hold_starts();  // a spec that got through would wait here
+  std::string big = R"({"task":"big","env":{"X":")" + std::string(3u << 20, 'x') + R"("}})";
+  try {
+    client().start(big);
+    FAIL() << "a 3 MiB spec was taken";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::invalid_argument);
+    EXPECT_NE(std::string(e.what()).find("bytes, more than the 1048576 allowed (1 MiB; refused unparsed)"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(refused, std::optional<ErrorKind>(ErrorKind::resources));
+  EXPECT_EQ(service_.waiting_starts(), 0u);  // never reached the service
+  EXPECT_FALSE(service_.last_spec());         // nor its parser
   service_.release_starts();
-  EXPECT_EQ(running.get(), std::nullopt);
-  for (auto* f : {&second, &third}) {
-    if (f->valid()) {
-      EXPECT_EQ(f->get(), std::nullopt);
-    }
+}
+
+TEST_F(ManagerObjectTest, PassesARefusalOfTheServiceBackUnderItsName) {
+  service_.fail_next_start(Error(ErrorKind::resources, "too many requests in flight (uid 1001 has 64 of at most 64)"));
+  try {
+    client().start(R"({"task":"t"})");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::resources);
+    EXPECT_NE(std::string(e.what()).find("too many requests in flight"), std::string::npos) << e.what();
   }
 }
 

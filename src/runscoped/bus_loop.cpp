@@ -1,0 +1,110 @@
+#include "runscoped/bus_loop.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+
+#include "common/error.hpp"
+
+namespace runscope::runscoped {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+
+// TEMPORARY until the sdbus-c++ 1.x/2.x layer (compat/sdbus.hpp, branch `stack`) is on main;
+// then these two come from there.
+namespace compat {
+bool process_pending(sdbus::IConnection& connection) { return connection.processPendingRequest(); }
+struct PollSet {
+  std::array<pollfd, 2> fds{};
+  std::size_t count = 0;
+  int timeout_ms = -1;
+};
+PollSet poll_set(const sdbus::IConnection& connection) {
+  auto data = connection.getEventLoopPollData();
+  PollSet set;
+  set.fds[0] = pollfd{data.fd, data.events, 0};
+  set.count = 1;
+  set.timeout_ms = data.getPollTimeout();
+  return set;
+}
+}  // namespace compat
+
+int millis_until(Steady::time_point when) {
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(when - Steady::now()).count();
+  return static_cast<int>(std::clamp<long long>(ms, 0, 60'000));
+}
+
+}  // namespace
+
+BusLoop::BusLoop(sdbus::IConnection& connection, BusLoopOptions options)
+    : connection_(connection),
+      options_(std::move(options)),
+      wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      ended_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  if (!wake_ || !ended_) throw_system_error("eventfd for the bus loop");
+  thread_ = std::thread([this] { run(); });
+}
+
+BusLoop::~BusLoop() {
+  {
+    std::lock_guard lock(mutex_);
+    leaving_ = true;
+  }
+  std::uint64_t one = 1;
+  (void)!::write(wake_.get(), &one, sizeof one);
+  thread_.join();
+}
+
+std::string BusLoop::why() const {
+  std::lock_guard lock(mutex_);
+  return why_;
+}
+
+void BusLoop::run() noexcept {
+  try {
+    serve();
+  } catch (const sdbus::Error& e) {
+    std::lock_guard lock(mutex_);
+    why_ = e.getName() + ": " + e.getMessage();
+  } catch (const std::exception& e) {
+    std::lock_guard lock(mutex_);
+    why_ = e.what();
+  }
+  std::uint64_t one = 1;
+  (void)!::write(ended_.get(), &one, sizeof one);
+}
+
+void BusLoop::serve() {
+  const auto period = options_.watchdog ? std::chrono::duration_cast<Steady::duration>(*options_.watchdog)
+                                        : Steady::duration::max();
+  auto next_ping = Steady::now();
+  auto ping_if_due = [&] {
+    if (!options_.watchdog || Steady::now() < next_ping) return;
+    options_.ping();
+    next_ping = Steady::now() + period;
+  };
+  for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      if (leaving_) return;
+    }
+    // Handlers never wait for a task operation, so each returns quickly; a stream of calls still
+    // lets the loop ping between them.
+    while (compat::process_pending(connection_)) ping_if_due();
+    ping_if_due();
+    auto polled = compat::poll_set(connection_);
+    std::array<pollfd, 3> fds{};
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < polled.count; ++i) fds[n++] = polled.fds[i];
+    fds[n++] = pollfd{wake_.get(), POLLIN, 0};
+    int timeout = polled.timeout_ms;
+    if (options_.watchdog) timeout = timeout < 0 ? millis_until(next_ping) : std::min(timeout, millis_until(next_ping));
+    if (::poll(fds.data(), n, timeout) < 0 && errno != EINTR) throw_system_error("poll on the bus");
+  }
+}
+
+}  // namespace runscope::runscoped

@@ -1,0 +1,54 @@
+// The API connection's event loop, on a thread of ours, and the one place WATCHDOG=1 comes from:
+// a ping proves that this loop is dispatching bus messages, so a wedged loop (a handler that never
+// returns) stops the pings and systemd restarts runscoped (its tasks keep running, recovery
+// reattaches them). While calls stream in, the loop pings between messages; when idle, from
+// poll's timeout.
+//
+// sdbus-c++ 1.2's enterEventLoopAsync() lets the loop's exception escape its thread when the bus
+// goes away (std::terminate: runscoped died of SIGABRT); here it is caught and reported through
+// an eventfd the main loop polls.
+#pragma once
+
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <sdbus-c++/sdbus-c++.h>
+
+#include "common/fd.hpp"
+#include "common/units.hpp"
+
+namespace runscope::runscoped {
+
+struct BusLoopOptions {
+  std::optional<Duration> watchdog;  // ping at least this often (half the unit's WatchdogSec=)
+  std::function<void()> ping;        // sends WATCHDOG=1
+};
+
+class BusLoop {
+ public:
+  BusLoop(sdbus::IConnection& connection, BusLoopOptions options);
+  ~BusLoop();  // leaves the loop and joins it
+  BusLoop(const BusLoop&) = delete;
+  BusLoop& operator=(const BusLoop&) = delete;
+
+  int fd() const { return ended_.get(); }  // readable once the loop has ended
+  std::string why() const;
+
+ private:
+  void run() noexcept;
+  void serve();
+
+  sdbus::IConnection& connection_;
+  BusLoopOptions options_;
+  UniqueFd wake_;   // eventfd: leave the loop
+  UniqueFd ended_;  // eventfd: the loop has ended
+  mutable std::mutex mutex_;
+  std::string why_;
+  bool leaving_ = false;
+  std::thread thread_;
+};
+
+}  // namespace runscope::runscoped
