@@ -13,6 +13,9 @@ RSS_TASKS=${5:-1000}
 SCOPE_RUNS=${6:-100}
 PARENT="runscope-bench-$$"
 WORK=$(mktemp -d /tmp/runscope-daemon-bench.XXXXXX)
+chmod 0755 "$WORK"  # the hostile member (its own uid) reaches the bus socket
+HOSTILE_UID=${DAEMON_BENCH_HOSTILE_UID:-65534}  # nobody: the bus must be able to look it up
+SAMPLES=${DAEMON_BENCH_SAMPLES:-400}
 BUS_PID="" DAEMON_PID=""
 
 cleanup() {
@@ -63,9 +66,16 @@ for _ in $(seq 300); do
 done
 sleep 1  # let it settle before the idle RSS
 "$BUILD_DIR/bench/daemon_bench" --bus "$BUS" --daemon-pid "$DAEMON_PID" --shim "$BUILD_DIR/src/runscope-shim" \
-  --starts "$STARTS" --in-flight "$IN_FLIGHT" --rss-tasks "$RSS_TASKS" --prefix "$MODE"
+  --starts "$STARTS" --in-flight "$IN_FLIGHT" --rss-tasks "$RSS_TASKS" --prefix "$MODE" \
+  --hostile-uid "$HOSTILE_UID" --samples "$SAMPLES"
 grep -i "error\|critical" "$WORK/daemon.log" | head -5 >&2 || true
-[ "$MODE" = systemd ] || exit 0
+# The floor a start is compared with, same run, same number in flight (bench/start_floor.cpp).
+if [ "$MODE" = systemd ]; then
+  "$BUILD_DIR/bench/start_floor" systemd "$STARTS" "$IN_FLIGHT" "$PARENT.slice"
+else
+  "$BUILD_DIR/bench/start_floor" cgroupfs "$STARTS" "$IN_FLIGHT" "$PARENT-floor" "$WORK/floor-state"
+  exit 0
+fi
 
 # Baselines, same run, same systemd.
 t0=$(date +%s.%N)

@@ -1,10 +1,16 @@
 // The client side of bench/daemon-bench.sh: drives a running runscoped over its bus and prints
 // one `key=value` line per figure (the script makes the table). Not a test: it asserts nothing.
 //   daemon_bench --bus ADDRESS --daemon-pid PID --shim PATH [--starts N] [--in-flight K]
-//                [--rss-tasks M] [--prefix NAME]
+//                [--rss-tasks M] [--prefix NAME] [--hostile-uid UID] [--samples S]
 // Phases: daemon RSS idle; N starts of /bin/true with K calls in flight (starts/s, then each
-// destroyed); M tasks of `sleep 600` (daemon RSS, each shim's RSS and PSS), then all killed.
+// destroyed); M tasks of `sleep 600` (daemon RSS, each shim's RSS and PSS), then all killed;
+// with --hostile-uid, root's latency (S ListTasks, S/4 StartTask) on the idle daemon, then while
+// a member (that uid, a forked child) holds 8 stops of TERM-ignoring tasks with an hour of grace
+// and floods the bus from one connection (tests/support/bus_flood.hpp): p50 and p99 of each.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -20,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/client.hpp"
+#include "support/bus_flood.hpp"
 
 using namespace runscope;
 namespace fs = std::filesystem;
@@ -31,6 +38,8 @@ struct Options {
   std::string bus, shim, prefix = "daemon";
   pid_t daemon_pid = 0;
   int starts = 500, in_flight = 32, rss_tasks = 1000;
+  uid_t hostile_uid = 0;  // 0: no latency phase
+  int samples = 400;
 };
 
 // A field of /proc/PID/status or smaps_rollup in KiB ("VmRSS:", "Pss:"); 0 if unreadable.
@@ -129,6 +138,67 @@ void resident(const Options& o) {
   print(o, "rss_after_kib", kib(o.daemon_pid, "status", "VmRSS:"));
 }
 
+double ms_since(Steady::time_point t0) { return std::chrono::duration<double, std::milli>(Steady::now() - t0).count(); }
+
+double quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size())))];
+}
+
+// Root's calls, one at a time on one connection: ListTasks, then StartTask of /bin/true (each
+// destroyed afterwards, untimed). Prints p50/p99 under `<prefix>_<phase>_...`.
+void sample_root(const Options& o, const std::string& phase) {
+  api::ManagerClient c(o.bus);
+  std::vector<double> list, start;
+  for (int i = 0; i < o.samples; ++i) {
+    auto t0 = Steady::now();
+    c.list();
+    list.push_back(ms_since(t0));
+  }
+  std::string alloc = "bench-lat-" + phase + "-" + std::to_string(::getpid());
+  for (int i = 0; i < std::max(o.samples / 4, 1); ++i) {
+    auto t0 = Steady::now();
+    c.start(spec(alloc, i, {"/bin/true"}));
+    start.push_back(ms_since(t0));
+  }
+  for (int i = 0; i < std::max(o.samples / 4, 1); ++i) c.destroy(TaskId(alloc, "t" + std::to_string(i)));
+  print(o, (phase + "_list_p50_ms").c_str(), quantile(list, 0.5));
+  print(o, (phase + "_list_p99_ms").c_str(), quantile(list, 0.99));
+  print(o, (phase + "_start_p50_ms").c_str(), quantile(start, 0.5));
+  print(o, (phase + "_start_p99_ms").c_str(), quantile(start, 0.99));
+}
+
+void hostile(const Options& o) {
+  sample_root(o, "idle");
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error("pipe");
+  pid_t member = ::fork();  // no other thread runs here: the child may run C++ freely
+  if (member == 0) testing::run_hostile_member(o.bus, o.hostile_uid, fds[1]);
+  ::close(fds[1]);
+  std::string said;
+  bool ready = false;
+  auto t0 = Steady::now();
+  while (!ready && Steady::now() - t0 < std::chrono::seconds(60)) {
+    testing::read_member_report(fds[0], said, ready);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!ready) throw std::runtime_error("the hostile member did not get going: " + said);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  long before = testing::read_member_report(fds[0], said, ready);
+  auto t1 = Steady::now();
+  sample_root(o, "hostile");
+  long after = testing::read_member_report(fds[0], said, ready);
+  print(o, "hostile_flood_calls_per_s", (after - before) / (ms_since(t1) / 1000));
+  ::kill(member, SIGKILL);
+  ::waitpid(member, nullptr, 0);
+  ::close(fds[0]);
+  api::ManagerClient c(o.bus);
+  for (const auto& t : c.list()) {
+    if (t.alloc == "hostile") c.destroy(TaskId(t.alloc, t.task));
+  }
+}
+
 bool parse(int argc, char** argv, Options& o) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
@@ -139,6 +209,8 @@ bool parse(int argc, char** argv, Options& o) {
     else if (k == "--starts") o.starts = std::stoi(v);
     else if (k == "--in-flight") o.in_flight = std::stoi(v);
     else if (k == "--rss-tasks") o.rss_tasks = std::stoi(v);
+    else if (k == "--hostile-uid") o.hostile_uid = static_cast<uid_t>(std::stoul(v));
+    else if (k == "--samples") o.samples = std::stoi(v);
     else return false;
   }
   return !o.bus.empty() && o.daemon_pid > 0 && !o.shim.empty() && argc % 2 == 1;
@@ -150,7 +222,7 @@ int main(int argc, char** argv) {
   Options o;
   if (!parse(argc, argv, o)) {
     std::fprintf(stderr, "usage: %s --bus ADDRESS --daemon-pid PID --shim PATH [--starts N] [--in-flight K] "
-                         "[--rss-tasks M] [--prefix NAME]\n", argv[0]);
+                         "[--rss-tasks M] [--prefix NAME] [--hostile-uid UID] [--samples S]\n", argv[0]);
     return 2;
   }
   o.shim = fs::weakly_canonical(o.shim).string();  // as /proc/PID/exe shows it
@@ -159,6 +231,7 @@ int main(int argc, char** argv) {
     print(o, "rss_idle_kib", kib(o.daemon_pid, "status", "VmRSS:"));
     if (o.starts > 0) starts(o);
     if (o.rss_tasks > 0) resident(o);
+    if (o.hostile_uid != 0) hostile(o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "daemon_bench: %s\n", e.what());
     return 1;
