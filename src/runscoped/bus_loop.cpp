@@ -8,30 +8,12 @@
 #include <chrono>
 
 #include "common/error.hpp"
+#include "compat/sdbus.hpp"
 
 namespace runscope::runscoped {
 namespace {
 
 using Steady = std::chrono::steady_clock;
-
-// TEMPORARY until the sdbus-c++ 1.x/2.x layer (compat/sdbus.hpp, branch `stack`) is on main;
-// then these two come from there.
-namespace compat {
-bool process_pending(sdbus::IConnection& connection) { return connection.processPendingRequest(); }
-struct PollSet {
-  std::array<pollfd, 2> fds{};
-  std::size_t count = 0;
-  int timeout_ms = -1;
-};
-PollSet poll_set(const sdbus::IConnection& connection) {
-  auto data = connection.getEventLoopPollData();
-  PollSet set;
-  set.fds[0] = pollfd{data.fd, data.events, 0};
-  set.count = 1;
-  set.timeout_ms = data.getPollTimeout();
-  return set;
-}
-}  // namespace compat
 
 int millis_until(Steady::time_point when) {
   auto ms = std::chrono::ceil<std::chrono::milliseconds>(when - Steady::now()).count();

@@ -13,6 +13,7 @@
 #include "api/client.hpp"
 #include "api/errors.hpp"
 #include "api/manager_object.hpp"
+#include "compat/sdbus.hpp"
 #include "runscoped/bus_loop.hpp"
 #include "support/fake_task_service.hpp"
 #include "support/private_bus.hpp"
@@ -27,7 +28,7 @@ TEST(TheBusLoop, PingsTheWatchdogOnlyWhileItDispatches) {
   testing::PrivateBus bus;
   testing::FakeTaskService service;
   auto connection = api::connect_bus(bus.address());
-  connection->requestName(api::kBusName);
+  compat::request_name(*connection, api::kBusName);
   std::atomic<int> pings{0};
   {
     api::ManagerObject object(*connection, service, testing::parse_test_spec);
@@ -52,7 +53,7 @@ TEST(TheBusLoop, PingsTheWatchdogOnlyWhileItDispatches) {
     pollfd ended{loop.fd(), POLLIN, 0};
     EXPECT_EQ(::poll(&ended, 1, 0), 0) << "the loop is still running";
   }
-  connection->releaseName(api::kBusName);
+  compat::release_name(*connection, api::kBusName);
 }
 
 }  // namespace
