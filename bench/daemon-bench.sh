@@ -6,7 +6,9 @@
 # ratios, then one `key=value` line per figure (what bench/run-all collects).
 # Usage: bench/daemon-bench.sh [BUILD_DIR]   (default: build; RelWithDebInfo with benches)
 # Knobs: DAEMON_BENCH_STARTS (500), DAEMON_BENCH_IN_FLIGHT (32), DAEMON_BENCH_RSS_TASKS (1000),
-#        DAEMON_BENCH_SCOPE_RUNS (100), DAEMON_BENCH_HOST=0 skips the cgroupfs side.
+#        DAEMON_BENCH_SCOPE_RUNS (100), DAEMON_BENCH_HOST=0 skips the cgroupfs side,
+#        DAEMON_BENCH_SAMPLES (400 root ListTasks, a quarter as many StartTask, idle and under a
+#        hostile member's load), DAEMON_BENCH_HOSTILE_UID (65534).
 set -euo pipefail
 ROOT=$(dirname "$(realpath "$0")")/..
 BUILD_DIR=$(realpath "${1:-$ROOT/build}")
@@ -30,11 +32,11 @@ if [ "${DAEMON_BENCH_HOST:-1}" != 0 ]; then
   timeout --kill-after=10 600 "$INNER" cgroupfs "$BUILD_DIR" "${KNOBS[0]}" "${KNOBS[1]}" "${KNOBS[2]}" 0 | tee -a "$KV" >&2
 fi
 
-awk -F= '/^[a-z_]+=[-0-9.]+$/ { v[$1] = $2 }
+awk -F= '/^[a-z][a-z0-9_]*=[-0-9.]+$/ { v[$1] = $2 }
 function row(name, value, unit, ratio) { printf "%-46s %12s %-8s %s\n", name, value, unit, ratio }
 function r(a, b) { return (b > 0) ? sprintf("%.2f", a / b) : "-" }
 END {
-  printf "\nTable: runscoped (%d starts of /bin/true, %d in flight; %d tasks of sleep 600)\n",
+  printf "\nTable: runscoped (%d starts of sleep 600, %d in flight; %d tasks of sleep 600)\n",
          v["systemd_starts"], v["systemd_starts_in_flight"], v["systemd_rss_tasks"]
   row("", "value", "unit", "ratio")
   row("starts through runscoped (systemd path)", sprintf("%.1f", v["systemd_starts_per_s"]), "tasks/s", "1.00")
@@ -63,15 +65,15 @@ END {
     if (!((paths[p] "_idle_list_p50_ms") in v)) continue
     row("root ListTasks p50/p99 idle (" paths[p] ")",
         sprintf("%.2f / %.2f", v[paths[p] "_idle_list_p50_ms"], v[paths[p] "_idle_list_p99_ms"]), "ms", "")
-    row("  ... under a member's 8 slow stops + flood",
+    row("  ... under a member with 8 slow stops + flood",
         sprintf("%.2f / %.2f", v[paths[p] "_hostile_list_p50_ms"], v[paths[p] "_hostile_list_p99_ms"]), "ms",
         "p99 " r(v[paths[p] "_hostile_list_p99_ms"], v[paths[p] "_idle_list_p99_ms"]) "x idle")
     row("root StartTask p50/p99 idle (" paths[p] ")",
         sprintf("%.2f / %.2f", v[paths[p] "_idle_start_p50_ms"], v[paths[p] "_idle_start_p99_ms"]), "ms", "")
-    row("  ... under a member's 8 slow stops + flood",
+    row("  ... under a member with 8 slow stops + flood",
         sprintf("%.2f / %.2f", v[paths[p] "_hostile_start_p50_ms"], v[paths[p] "_hostile_start_p99_ms"]), "ms",
         "p99 " r(v[paths[p] "_hostile_start_p99_ms"], v[paths[p] "_idle_start_p99_ms"]) "x idle")
-    row("  the member's flood, answered", sprintf("%.0f", v[paths[p] "_hostile_flood_calls_per_s"]), "calls/s", "")
+    row("  the flood, answered", sprintf("%.0f", v[paths[p] "_hostile_flood_calls_per_s"]), "calls/s", "")
   }
   if ("cgroupfs_rss_idle_kib" in v) {
     row("daemon RSS idle (cgroupfs v1)", sprintf("%.1f", v["cgroupfs_rss_idle_kib"] / 1024), "MiB", "target < 64")
@@ -85,4 +87,4 @@ END {
   }
   print ""
 }' "$KV"
-grep -E '^[a-z_]+=[-0-9.]+$' "$KV" | sort -t= -k1,1 -u
+grep -E '^[a-z][a-z0-9_]*=[-0-9.]+$' "$KV" | sort -t= -k1,1 -u

@@ -46,7 +46,7 @@ def tagged(text, tag):
 def bare_pairs(text):
     out = {}
     for line in (text or "").splitlines():
-        m = re.fullmatch(r"([a-z_]+)=(-?[0-9.]+)", line.strip())
+        m = re.fullmatch(r"([a-z][a-z0-9_]*)=(-?[0-9.]+)", line.strip())
         if m:
             out[m.group(1)] = float(m.group(2))
     return out

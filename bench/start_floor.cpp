@@ -6,8 +6,9 @@
 //   start_floor cgroupfs N IN_FLIGHT PARENT STATE_DIR
 //     a bare loop doing what a start must do on this host's v1 cgroupfs, IN_FLIGHT workers: make
 //     the task's folder in each hierarchy, fork a "shim" that joins it and execs /bin/sh, which
-//     forks and execs the task (/bin/true) and says so; write a small state file; one syncfs
-//     per IN_FLIGHT starts. The folders are removed after the clock stops.
+//     forks and execs the task (`sleep 600`, running while the clock runs, as the daemon bench's
+//     tasks do) and says so; write a small state file; one syncfs per IN_FLIGHT starts. The tasks
+//     are killed and the folders removed after the clock stops.
 // Prints `bare_<mode>_starts_per_s=X` and `bare_<mode>_starts_seconds=X`.
 #include <fcntl.h>
 #include <signal.h>
@@ -143,7 +144,7 @@ std::vector<Hierarchy> hierarchies(const std::string& parent) {
 }
 
 // One start: folders, the "shim" (sh) that joins them and starts the task, the state file.
-void one_start(const std::vector<Hierarchy>& hs, const std::string& name, const fs::path& state) {
+pid_t one_start(const std::vector<Hierarchy>& hs, const std::string& name, const fs::path& state) {
   std::vector<std::string> tasks_files;
   for (const auto& h : hs) {
     auto dir = h.base / name;
@@ -154,13 +155,14 @@ void one_start(const std::vector<Hierarchy>& hs, const std::string& name, const 
   if (::pipe2(ready, O_CLOEXEC) != 0) die("pipe");
   pid_t pid = ::fork();
   if (pid == 0) {
+    ::setpgid(0, 0);  // the shim and its task, killed together after the clock stops
     for (const auto& f : tasks_files) {  // as runscope's child does: it moves itself in before exec
       int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
       if (fd < 0 || ::write(fd, "0", 1) != 1) ::_exit(126);
       ::close(fd);
     }
     ::dup2(ready[1], 3);
-    ::execl("/bin/sh", "sh", "-c", "/bin/true & echo started >&3; wait", nullptr);
+    ::execl("/bin/sh", "sh", "-c", "/bin/sleep 600 & echo started >&3; wait", nullptr);
     ::_exit(127);
   }
   ::close(ready[1]);
@@ -169,6 +171,7 @@ void one_start(const std::vector<Hierarchy>& hs, const std::string& name, const 
   }
   ::close(ready[0]);
   std::ofstream(state / (name + ".json")) << "{\"task\":\"" << name << "\",\"pid\":" << pid << "}\n";
+  return pid;
 }
 
 double bare_cgroupfs(int n, int in_flight, const std::string& parent, const fs::path& state) {
@@ -179,13 +182,14 @@ double bare_cgroupfs(int n, int in_flight, const std::string& parent, const fs::
   std::atomic<int> next{0};
   std::mutex m;
   int in_batch = 0;
+  std::vector<pid_t> shims(static_cast<std::size_t>(n));
   auto t0 = Steady::now();
   {
     std::vector<std::jthread> workers;
     for (int w = 0; w < in_flight; ++w) {
       workers.emplace_back([&] {
         for (int i; (i = next++) < n;) {
-          one_start(hs, "floor" + std::to_string(i), state);
+          shims[static_cast<std::size_t>(i)] = one_start(hs, "floor" + std::to_string(i), state);
           std::unique_lock lock(m);
           if (++in_batch == in_flight) {  // one sync per batch of starts
             in_batch = 0;
@@ -197,10 +201,16 @@ double bare_cgroupfs(int n, int in_flight, const std::string& parent, const fs::
   }
   ::syncfs(dir_fd);  // the last, partial batch
   double secs = std::chrono::duration<double>(Steady::now() - t0).count();
+  for (pid_t shim : shims) ::kill(-shim, SIGKILL);
   while (::waitpid(-1, nullptr, 0) > 0) {
   }
   for (const auto& h : hs) {
-    for (int i = 0; i < n; ++i) ::rmdir((h.base / ("floor" + std::to_string(i))).c_str());
+    for (int i = 0; i < n; ++i) {
+      auto dir = h.base / ("floor" + std::to_string(i));
+      for (int tries = 0; tries < 200 && ::rmdir(dir.c_str()) != 0 && errno == EBUSY; ++tries) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));  // the killed tasks are leaving
+      }
+    }
     ::rmdir(h.base.c_str());
   }
   ::close(dir_fd);

@@ -45,6 +45,8 @@ sdbus::Error to_bus_error(const std::exception& error) {
 namespace {
 // Far more than a burst of state changes can produce before the emitter thread catches up.
 constexpr std::size_t kMaxQueuedSignals = 65536;
+// Connections whose caller is remembered (a few hundred bytes each).
+constexpr std::size_t kMaxKnownCallers = 4096;
 }  // namespace
 
 ManagerObject::ManagerObject(sdbus::IConnection& connection, daemon::TaskService& service, SpecParser parse_spec,
@@ -65,7 +67,12 @@ ManagerObject::~ManagerObject() {
 }
 
 daemon::Caller ManagerObject::caller() const {
-  return compat::with_current_message(getObject(), [](const sdbus::Message& message) {
+  return compat::with_current_message(getObject(), [this](const sdbus::Message& message) {
+    auto sender = message.getSender();
+    {
+      std::lock_guard lock(callers_mutex_);
+      if (auto it = callers_.find(sender); it != callers_.end()) return it->second;
+    }
     daemon::Caller who;
     try {
       who.uid = message.getCredsUid();
@@ -78,17 +85,24 @@ daemon::Caller ManagerObject::caller() const {
     } catch (const sdbus::Error&) {
       who.gid = primary_gid(who.uid);
     }
+    std::lock_guard lock(callers_mutex_);
+    if (!sender.empty() && callers_.emplace(sender, who).second) {
+      callers_order_.push_back(sender);
+      if (callers_order_.size() > kMaxKnownCallers) {
+        callers_.erase(callers_order_.front());
+        callers_order_.pop_front();
+      }
+    }
     return who;
   });
 }
 
-namespace {
-
-// The operation's reply, sent from whichever thread ends the operation.
+// The operation's reply, sent from the bus loop when runscoped says so (options.send_on_loop), else
+// from whichever thread ended the operation.
 template <typename T, typename Result, typename Send>
-daemon::Reply<T> reply_to(Result&& result, Send send) {
+daemon::Reply<T> ManagerObject::reply_to(Result&& result, Send send) const {
   auto shared = std::make_shared<std::decay_t<Result>>(std::move(result));
-  return [shared, send](daemon::Outcome<T> outcome) {
+  auto deliver = [shared, send](const daemon::Outcome<T>& outcome) {
     try {
       if (outcome.ok()) {
         send(*shared, outcome.get());
@@ -101,9 +115,11 @@ daemon::Reply<T> reply_to(Result&& result, Send send) {
       shared->returnError(to_bus_error(e));
     }
   };
+  return [deliver, post = options_.send_on_loop](daemon::Outcome<T> outcome) {
+    if (!post) return deliver(outcome);
+    post([deliver, outcome = std::move(outcome)] { deliver(outcome); });
+  };
 }
-
-}  // namespace
 
 void ManagerObject::StartTask(sdbus::Result<std::string, std::string>&& result, std::string spec_json) {
   if (spec_json.size() > options_.max_spec_bytes) {
@@ -184,7 +200,9 @@ void ManagerObject::on_event(const TaskId& id, const daemon::TaskEvent& event) {
       spdlog::warn("could not emit TaskStateChanged for {}: {}", id.display(), e.what());
     }
   };
-  if (!signals_.submit({emit, [] {}})) {
+  if (options_.send_on_loop) {
+    options_.send_on_loop(emit);
+  } else if (!signals_.submit({emit, [] {}})) {
     spdlog::warn("TaskStateChanged for {} dropped: {} signals already queued", id.display(), kMaxQueuedSignals);
   }
 }

@@ -9,8 +9,11 @@
 // emitted, queued or running for it once the destructor returns.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <string>
 #include <string_view>
 
@@ -29,6 +32,11 @@ using SpecParser = std::function<driver::TaskSpec(std::string_view json)>;
 
 struct ManagerObjectOptions {
   std::size_t max_spec_bytes = driver::kMaxSpecBytes;  // StartTask's JSON, checked before parsing
+  // Where replies to asynchronous calls and TaskStateChanged signals are sent from: runscoped hands
+  // them to its bus loop (runscoped/bus_loop.hpp, Outbox), so no other thread competes with the
+  // loop for the connection; unset, replies go from the thread that ended the operation and
+  // signals from an emitter thread of this object.
+  std::function<void(std::function<void()>)> send_on_loop;
 };
 
 class ManagerObject final : public sdbus::AdaptorInterfaces<org::runscope1::Manager_adaptor> {
@@ -52,11 +60,18 @@ class ManagerObject final : public sdbus::AdaptorInterfaces<org::runscope1::Mana
   std::string Version() override;
 
   daemon::Caller caller() const;
+  template <typename T, typename Result, typename Send>
+  daemon::Reply<T> reply_to(Result&& result, Send send) const;
   void on_event(const TaskId& id, const daemon::TaskEvent& event);
 
   daemon::TaskService& service_;
   SpecParser parse_spec_;
   ManagerObjectOptions options_;
+  // Who each sender is (its unique bus name, never reused while the bus runs): asking the bus
+  // costs two round trips per call, which a flood would multiply. Bounded; the bus thread's only.
+  mutable std::mutex callers_mutex_;
+  mutable std::unordered_map<std::string, daemon::Caller> callers_;
+  mutable std::deque<std::string> callers_order_;
   // Signals are emitted from their own thread, in order: a listener runs under the TaskManager's
   // locks, and emitting there would take the bus lock after them while a method call on the bus
   // thread takes them after the bus lock (a lock-order inversion TSan caught).

@@ -157,8 +157,11 @@ int run(const DaemonArgs& args, config::Config cfg) {
   if (cpu.cpusets) cpu.cpusets->start();
   int code = 0;
   {
-    api::ManagerObject object(*connection, manager, driver::parse_task_spec_json);
-    BusLoop loop(*connection, {notify.watchdog_interval(), [&notify] { notify.watchdog(); }});
+    auto outbox = std::make_shared<Outbox>();  // replies go out from the bus loop, between messages
+    api::ManagerObjectOptions api_options;
+    api_options.send_on_loop = outbox->poster();
+    api::ManagerObject object(*connection, manager, driver::parse_task_spec_json, api_options);
+    BusLoop loop(*connection, {notify.watchdog_interval(), [&notify] { notify.watchdog(); }, outbox});
     auto tasks = manager.list(Caller{}).size();
     notify.ready(fmt::format("serving on the {} bus; manager {}; {} task(s) recovered", bus,
                              driver::to_string(decision.kind), tasks));

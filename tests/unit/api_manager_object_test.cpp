@@ -120,7 +120,7 @@ TEST_F(ManagerObjectTest, AnswersOtherCallsWhileAStartWaits) {
 
 TEST_F(ManagerObjectTest, RefusesAnOversizedSpecAtOnceAsInvalidSpecNamingTheLimit) {
   server_.reset();
-  server_ = std::make_unique<Server>(bus_->address(), service_, api::ManagerObjectOptions{1u << 20});
+  server_ = std::make_unique<Server>(bus_->address(), service_, api::ManagerObjectOptions{1u << 20, {}});
   service_.hold_starts();  // a spec that got through would wait here
   std::string big = R"({"task":"big","env":{"X":")" + std::string(3u << 20, 'x') + R"("}})";
   try {

@@ -32,7 +32,7 @@ TEST(TheBusLoop, PingsTheWatchdogOnlyWhileItDispatches) {
   std::atomic<int> pings{0};
   {
     api::ManagerObject object(*connection, service, testing::parse_test_spec);
-    BusLoop loop(*connection, {std::chrono::milliseconds(20), [&] { ++pings; }});
+    BusLoop loop(*connection, {std::chrono::milliseconds(20), [&] { ++pings; }, nullptr});
     std::this_thread::sleep_for(200ms);
     EXPECT_GE(pings.load(), 3) << "an idle loop pings from its poll timeout";
 
@@ -53,6 +53,37 @@ TEST(TheBusLoop, PingsTheWatchdogOnlyWhileItDispatches) {
     pollfd ended{loop.fd(), POLLIN, 0};
     EXPECT_EQ(::poll(&ended, 1, 0), 0) << "the loop is still running";
   }
+  compat::release_name(*connection, api::kBusName);
+}
+
+TEST(TheBusLoop, SendsTheReplyOfAnOperationThatEndedElsewhereAndLaterOnesAtOnceOnceItIsGone) {
+  if (!testing::dbus_daemon_available()) GTEST_SKIP() << "dbus-daemon is not installed";
+  testing::PrivateBus bus;
+  testing::FakeTaskService service;
+  auto connection = api::connect_bus(bus.address());
+  compat::request_name(*connection, api::kBusName);
+  auto outbox = std::make_shared<Outbox>();
+  std::atomic<int> posted{0};
+  api::ManagerObjectOptions options;
+  options.send_on_loop = [&, post = outbox->poster()](std::function<void()> reply) {
+    ++posted;
+    post(std::move(reply));
+  };
+  {
+    api::ManagerObject object(*connection, service, testing::parse_test_spec, options);
+    BusLoop loop(*connection, {std::nullopt, [] {}, outbox});
+    service.hold_starts();
+    auto started = std::async(std::launch::async, [&] { return api::ManagerClient(bus.address()).start(R"({"task":"t"})"); });
+    for (int i = 0; i < 1000 && service.waiting_starts() == 0; ++i) std::this_thread::sleep_for(5ms);
+    ASSERT_EQ(service.waiting_starts(), 1u);
+    service.release_starts();  // the reply is made on this thread and sent from the loop
+    ASSERT_EQ(started.wait_for(20s), std::future_status::ready);
+    EXPECT_EQ(started.get().task(), "t");
+  }
+  EXPECT_EQ(posted.load(), 2);  // the reply and the task's TaskStateChanged
+  int ran = 0;
+  outbox->post([&] { ++ran; });  // the loop is gone: at once, here
+  EXPECT_EQ(ran, 1);
   compat::release_name(*connection, api::kBusName);
 }
 
