@@ -35,6 +35,10 @@ gid_t primary_gid(uid_t uid) {
   return static_cast<gid_t>(-1);
 }
 
+// sdbus-c++ 1.x hands names back as std::string, 2.x as const char* (null when absent).
+[[maybe_unused]] std::string text_of(const std::string& text) { return text; }
+[[maybe_unused]] std::string text_of(const char* text) { return text != nullptr ? text : ""; }
+
 }  // namespace
 
 sdbus::Error to_bus_error(const std::exception& error) {
@@ -68,7 +72,7 @@ ManagerObject::~ManagerObject() {
 
 daemon::Caller ManagerObject::caller() const {
   return compat::with_current_message(getObject(), [this](const sdbus::Message& message) {
-    auto sender = message.getSender();
+    const std::string sender = text_of(message.getSender());
     {
       std::lock_guard lock(callers_mutex_);
       if (auto it = callers_.find(sender); it != callers_.end()) return it->second;
