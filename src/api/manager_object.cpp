@@ -144,7 +144,8 @@ void ManagerObject::StopTask(sdbus::Result<>&& result, std::string alloc, std::s
   auto who = answer([&] { return caller(); });
   auto id = answer([&] { return task_id(alloc, task); });
   std::optional<Duration> timeout;
-  if (timeout_usec != 0) timeout = std::chrono::microseconds(timeout_usec);
+  // Beyond what a signed count holds it would wrap; the service caps a grace period at a year anyway.
+  if (timeout_usec != 0) timeout = std::chrono::microseconds(std::min<uint64_t>(timeout_usec, 1ull << 52));
   service_.stop(id, timeout, who, reply_to<std::monostate>(std::move(result), [](auto& r, auto) { r.returnResults(); }));
 }
 

@@ -3,12 +3,19 @@
 // a reactor timer; each step (signal, cgroup kill, finish, removal) is one short job on the pool.
 #include <sys/syscall.h>
 
+#include <algorithm>
+
 #include "common/error.hpp"
 #include "daemon/task_internal.hpp"
 
 namespace runscope::daemon {
 
 namespace fs = std::filesystem;
+
+namespace {
+// A grace period longer than this is this: a year is "never" for a kill timeout.
+constexpr Duration kLongestGrace = std::chrono::hours(24 * 365);
+}  // namespace
 
 void TaskManager::stop(const TaskId& id, std::optional<Duration> timeout, const Caller& caller, Reply<> done) {
   TaskPtr task;
@@ -58,6 +65,7 @@ void TaskManager::request_end(const TaskPtr& task, std::optional<Duration> grace
       task->destroy_wanted = task->destroy_wanted || destroy;
       if (task->phase != Phase::finished && task->phase != Phase::finishing) {
         Duration g = grace ? *grace : task->record.info.spec.kill_timeout.value_or(policy().kill_timeout);
+        g = std::clamp<Duration>(g, Duration::zero(), kLongestGrace);  // no overflow past the clock's range
         auto at = now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(g);
         if (!task->kill_at || at < *task->kill_at) task->kill_at = at;
       }
