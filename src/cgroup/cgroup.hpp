@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -81,6 +83,18 @@ class TaskCgroup {
   // Moves a held (not yet exec'd) child in; returns only once the kernel lists it in every
   // hierarchy this cgroup spans. Throws on failure; the caller then kills the child.
   virtual void place(pid_t pid) = 0;
+
+  // place() in two halves, for a backend whose placing waits for someone else (systemd's job):
+  // begin_place() only sends the request and returns; `sent` is called once, from any thread
+  // (keep it short), when the wait is over; then the caller calls finish_place() (short, may block)
+  // on a thread of its own. If `sent` carries an error nothing was placed and the caller falls
+  // back to place(). Backends that place at once don't do this (places_asynchronously() false).
+  virtual bool places_asynchronously() const { return false; }
+  virtual void begin_place(pid_t pid, std::function<void(std::exception_ptr)> sent) {
+    (void)pid;
+    sent(nullptr);
+  }
+  virtual void finish_place(pid_t pid) { place(pid); }
 
   virtual std::vector<pid_t> pids() const = 0;  // every process, all hierarchies, deduplicated
   virtual bool populated() const = 0;

@@ -138,6 +138,8 @@ class TaskManager final : public TaskService {
   void on_control(const TaskPtr& task);
   void on_start_deadline(const TaskPtr& task);
   void place_step(const TaskPtr& task, pid_t pid);
+  std::string place_now(cgroup::TaskCgroup& cg, pid_t pid, std::exception_ptr sent);
+  void answer_place(const TaskPtr& task, const std::string& answer);
   void commit_start(const TaskPtr& task, pid_t task_pid);
   void started(const TaskPtr& task, TaskRecord record);
   void fail_start(const TaskPtr& task, std::exception_ptr error);  // task's lock held: undo on the pool

@@ -237,13 +237,35 @@ void TaskManager::fail_start(const TaskPtr& task, std::exception_ptr error) {
 }
 
 // Pool: moves the held child in (v1: every hierarchy; systemd: its scope) and answers the shim.
+// Where placing waits for someone else (systemd's job), the wait is an event: the step only sends
+// the request, and the rest is another step once the answer came (no thread waits meanwhile).
 void TaskManager::place_step(const TaskPtr& task, pid_t pid) {
-  std::string answer = "ok";
+  cgroup::TaskCgroup& cg = *task->cg;
+  if (!cg.places_asynchronously()) return answer_place(task, place_now(cg, pid, nullptr));
   try {
-    task->cg->place(pid);
+    cg.begin_place(pid, [this, task, pid](std::exception_ptr sent) {
+      pool_.post(task->owner, [this, task, pid, sent] { answer_place(task, place_now(*task->cg, pid, sent)); });
+    });
   } catch (const std::exception& e) {
-    answer = std::string("error ") + e.what();  // the shim kills its child and says "failed"
+    answer_place(task, std::string("error ") + e.what());
   }
+}
+
+// Finishes (or, after a failed request, does) the placing; what to tell the shim.
+std::string TaskManager::place_now(cgroup::TaskCgroup& cg, pid_t pid, std::exception_ptr sent) {
+  try {
+    if (!cg.places_asynchronously() || sent) {
+      cg.place(pid);  // the whole of it, with the blocking path's retries
+    } else {
+      cg.finish_place(pid);
+    }
+    return "ok";
+  } catch (const std::exception& e) {
+    return std::string("error ") + e.what();  // the shim kills its child and says "failed"
+  }
+}
+
+void TaskManager::answer_place(const TaskPtr& task, const std::string& answer) {
   std::shared_ptr<UniqueFd> control;
   {
     std::lock_guard lock(task->mutex);

@@ -68,6 +68,7 @@ BusLink::~BusLink() {
   loop_.request_stop();
   wake();
   if (loop_.joinable()) loop_.join();
+  fail_pending("the connection to systemd was replaced or closed");
   // Proxy before connection: the proxy's slots live on the connection.
   manager_.reset();
   connection_.reset();
@@ -112,6 +113,7 @@ void BusLink::run(const std::stop_token& stop) {
         std::uint64_t count = 0;
         [[maybe_unused]] auto ignored = ::read(wake_fd_.get(), &count, sizeof count);
       }
+      expire_job_watches();
     }
   } catch (const sdbus::Error& e) {
     mark_dead(e.getName() + ": " + e.getMessage());
@@ -127,9 +129,42 @@ void BusLink::mark_dead(const std::string& why) {
     dead_reason_ = why;
     for (auto* cv : waiters_) cv->notify_all();
   }
+  fail_pending(why);
+}
+
+void BusLink::fail_pending(const std::string& why) noexcept {
+  std::unordered_map<std::uint64_t, ReplyDone> calls;
+  std::unordered_map<std::string, JobWatch> jobs;
+  {
+    std::lock_guard lock(mutex_);
+    calls.swap(async_calls_);
+    jobs.swap(job_watches_);
+  }
+  auto lost = std::make_exception_ptr(BusError(kDisconnected, "bus connection lost: " + why));
+  for (auto& [id, done] : calls) done(nullptr, lost);
+  for (auto& [job, watch] : jobs) watch.done("", lost);
+}
+
+void BusLink::expire_job_watches() {
+  std::vector<std::pair<std::string, JobDone>> expired;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = job_watches_.begin(); it != job_watches_.end();) {
+      if (!it->second.deadline.expired()) {
+        ++it;
+        continue;
+      }
+      expired.emplace_back(it->first, std::move(it->second.done));
+      it = job_watches_.erase(it);
+    }
+  }
+  for (auto& [job, done] : expired) {
+    done("", std::make_exception_ptr(BusError(kJobTimeout, "timed out waiting for job " + job, ErrorKind::timeout)));
+  }
 }
 
 void BusLink::on_job_removed(const std::string& job_path, const std::string& result) {
+  JobDone done;
   {
     std::lock_guard lock(mutex_);
     if (finished_jobs_.emplace(job_path, result).second) finished_order_.push_back(job_path);
@@ -138,7 +173,14 @@ void BusLink::on_job_removed(const std::string& job_path, const std::string& res
       finished_order_.pop_front();
     }
     if (auto it = job_waiters_.find(job_path); it != job_waiters_.end()) it->second->notify_one();
+    auto watch = job_watches_.find(job_path);
+    if (watch == job_watches_.end()) return;
+    done = std::move(watch->second.done);
+    job_watches_.erase(watch);
+    finished_jobs_.erase(job_path);  // claimed
+    finished_order_.erase(std::find(finished_order_.begin(), finished_order_.end(), job_path));
   }
+  done(result, nullptr);
 }
 
 template <typename Ready>
@@ -232,6 +274,80 @@ std::string BusLink::wait_job(const std::string& job_path, const Deadline& deadl
   auto node = finished_jobs_.extract(job_path);
   finished_order_.erase(std::find(finished_order_.begin(), finished_order_.end(), job_path));
   return node.mapped();
+}
+
+void BusLink::call_async(sdbus::IProxy& proxy, sdbus::MethodCall& message, const Deadline& deadline,
+                         ReplyDone done) {
+  std::uint64_t id;
+  {
+    std::lock_guard lock(mutex_);
+    if (dead_) {
+      auto lost = std::make_exception_ptr(BusError(kDisconnected, "bus connection lost: " + dead_reason_));
+      done(nullptr, lost);
+      return;
+    }
+    id = next_async_++;
+    async_calls_.emplace(id, std::move(done));
+  }
+  const auto timeout_us = std::max<std::int64_t>(
+      1, std::chrono::duration_cast<std::chrono::microseconds>(deadline.remaining()).count());
+  auto take = [this](std::uint64_t key) -> ReplyDone {
+    std::lock_guard lock(mutex_);
+    auto it = async_calls_.find(key);
+    if (it == async_calls_.end()) return nullptr;  // failed meanwhile (the link died)
+    auto found = std::move(it->second);
+    async_calls_.erase(it);
+    return found;
+  };
+  try {
+    compat::call_async(
+        proxy, message,
+        [take, id](sdbus::MethodReply& reply, const sdbus::Error* error) {
+          auto finish = take(id);
+          if (!finish) return;
+          if (error) return finish(nullptr, std::make_exception_ptr(BusError(name_of(*error), error->getMessage())));
+          finish(&reply, nullptr);
+        },
+        static_cast<std::uint64_t>(timeout_us));
+  } catch (const sdbus::Error& e) {
+    if (auto finish = take(id)) {
+      const bool lost = dead() || is_connection_loss(e.getName());
+      finish(nullptr, std::make_exception_ptr(BusError(lost ? kDisconnected : name_of(e),
+                                                       "sending " + std::string(message.getMemberName()) + ": " +
+                                                           e.getMessage())));
+    }
+    return;
+  }
+  try {
+    if (compat::poll_set(*connection_).wants_output()) wake();
+  } catch (const sdbus::Error&) {
+    wake();
+  }
+}
+
+void BusLink::on_job(const std::string& job_path, const Deadline& deadline, JobDone done) {
+  std::string result;
+  {
+    std::lock_guard lock(mutex_);
+    auto finished = finished_jobs_.find(job_path);
+    if (finished == finished_jobs_.end()) {
+      if (dead_) {
+        result.clear();
+      } else {
+        job_watches_.insert_or_assign(job_path, JobWatch{deadline, std::move(done)});
+        return;
+      }
+    } else {
+      result = finished->second;  // it ended before we asked
+      finished_jobs_.erase(finished);
+      finished_order_.erase(std::find(finished_order_.begin(), finished_order_.end(), job_path));
+    }
+  }
+  if (result.empty()) {
+    done("", std::make_exception_ptr(BusError(kDisconnected, "bus connection lost while waiting for job " + job_path)));
+    return;
+  }
+  done(result, nullptr);
 }
 
 }  // namespace runscope::systemd

@@ -6,6 +6,8 @@
 
 #include <condition_variable>
 #include <deque>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <stop_token>
@@ -44,8 +46,23 @@ class BusLink {
   // Waits for JobRemoved of `job_path` and returns its result ("done", "failed", ...).
   std::string wait_job(const std::string& job_path, const Deadline& deadline);
 
+  // The same two without waiting. `done` runs once on the loop thread (or, when the link dies or
+  // goes, on whichever thread notices: error kDisconnected): it must be short and must not call
+  // this link synchronously. The reply is null when there is an error.
+  using ReplyDone = std::function<void(sdbus::MethodReply* reply, std::exception_ptr error)>;
+  void call_async(sdbus::IProxy& proxy, sdbus::MethodCall& call, const Deadline& deadline, ReplyDone done);
+  // The job's result once its JobRemoved arrives (at once if it has); kJobTimeout at the deadline.
+  using JobDone = std::function<void(const std::string& result, std::exception_ptr error)>;
+  void on_job(const std::string& job_path, const Deadline& deadline, JobDone done);
+
  private:
+  struct JobWatch {
+    Deadline deadline;
+    JobDone done;
+  };
   void run(const std::stop_token& stop);
+  void expire_job_watches();  // loop thread: the job watches past their deadline fail
+  void fail_pending(const std::string& why) noexcept;  // every async call and job watch fails
   void on_job_removed(const std::string& job_path, const std::string& result);
   void mark_dead(const std::string& why);
   void wake() const;
@@ -64,6 +81,9 @@ class BusLink {
   std::unordered_map<std::string, std::condition_variable*> job_waiters_;  // job path -> waiter
   bool dead_ = false;
   std::string dead_reason_;
+  std::unordered_map<std::string, JobWatch> job_watches_;        // job path -> its asynchronous waiter
+  std::unordered_map<std::uint64_t, ReplyDone> async_calls_;    // asynchronous calls not answered yet
+  std::uint64_t next_async_ = 1;
   std::unordered_map<std::string, std::string> finished_jobs_;  // job path -> result
   std::deque<std::string> finished_order_;                      // to bound finished_jobs_
   std::jthread loop_;

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -65,6 +67,20 @@ class SystemdManager {
   // StartTransientUnit(name, "fail", props, []) and waits for its job; returns only when the job
   // result is "done". Throws BusError (kJobFailed with the result in the message on other results).
   virtual void start_transient_unit(const std::string& name, const std::vector<UnitProperty>& props) = 0;
+  // The same without waiting: `done` is called once, when the job has ended ("done": no error)
+  // or the call failed. It may run on the manager's own connection thread, so it must be short
+  // and must not call this manager (it would wait for the thread it runs on). The default waits
+  // (start_transient_unit on the caller's thread), then calls `done`.
+  using Done = std::function<void(std::exception_ptr error)>;
+  virtual void start_transient_unit_async(const std::string& name, const std::vector<UnitProperty>& props, Done done) {
+    std::exception_ptr error;
+    try {
+      start_transient_unit(name, props);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    done(error);
+  }
   // StopUnit(name, "fail") and waits for its job. A unit that is not loaded counts as stopped.
   virtual void stop_unit(const std::string& name) = 0;
   // ResetFailedUnit; a unit that is not loaded is not an error.

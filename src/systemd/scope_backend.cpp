@@ -81,6 +81,9 @@ class ScopeCgroup final : public cgroup::TaskCgroup {
   }
 
   void place(pid_t pid) override;
+  bool places_asynchronously() const override { return true; }
+  void begin_place(pid_t pid, std::function<void(std::exception_ptr)> sent) override;
+  void finish_place(pid_t pid) override;
   std::vector<pid_t> pids() const override;
   bool populated() const override { return dir_ && dir_->populated(); }
   void kill_all(const Deadline& deadline, cgroup::KillMethod method) override {
@@ -95,6 +98,7 @@ class ScopeCgroup final : public cgroup::TaskCgroup {
 
  private:
   void start_scope(pid_t pid);
+  void locate(pid_t pid);
   void make_room_for_stale_unit();
   void check_membership(pid_t pid) const;
   void clean_up_failed_start() noexcept;
@@ -116,17 +120,46 @@ void ScopeCgroup::place(pid_t pid) {
   if (placed_ || destroyed_) throw Error(ErrorKind::conflict, unit_ + ": place() called twice");
   try {
     start_scope(pid);
-    placed_ = true;
-    control_group_ = backend_.slice_control_group(slice_) + "/" + unit_;
-    if (unified_cgroup_of(backend_.options().proc_root, pid) != control_group_)
-      control_group_ = backend_.manager().control_group(unit_);  // systemd knows best
-    if (control_group_.empty()) throw Error(ErrorKind::bus, unit_ + ": systemd reports no ControlGroup");
-    check_membership(pid);
-    dir_ = cgroup::V2Dir::open(backend_.options().cgroup_root / std::filesystem::path(control_group_).relative_path());
+    locate(pid);
   } catch (...) {
     clean_up_failed_start();
     throw;
   }
+}
+
+// The scope's StartTransientUnit and its job are events on the manager's connection: no thread
+// waits for systemd. Until PIDFDs support is known (the first start), the blocking path probes it.
+void ScopeCgroup::begin_place(pid_t pid, std::function<void(std::exception_ptr)> sent) {
+  if (placed_ || destroyed_) throw Error(ErrorKind::conflict, unit_ + ": place() called twice");
+  if (backend_.pidfd_support() == SystemdBackend::PidfdSupport::unknown) {
+    place(pid);
+    sent(nullptr);
+    return;
+  }
+  UniqueFd pidfd = backend_.pidfds_refused() ? UniqueFd() : open_pidfd(pid);
+  auto props = scope_properties(*id_, limits_, slice_, pid, pidfd ? std::optional<int>(pidfd.get()) : std::nullopt);
+  backend_.manager().start_transient_unit_async(unit_, props, std::move(sent));  // the pidfd is copied into the call
+}
+
+void ScopeCgroup::finish_place(pid_t pid) {
+  if (placed_) return;  // placed by the blocking path already
+  try {
+    locate(pid);
+  } catch (...) {
+    clean_up_failed_start();
+    throw;
+  }
+}
+
+// The scope exists with `pid` in it: where its cgroup is, checked against /proc.
+void ScopeCgroup::locate(pid_t pid) {
+  placed_ = true;
+  control_group_ = backend_.slice_control_group(slice_) + "/" + unit_;
+  if (unified_cgroup_of(backend_.options().proc_root, pid) != control_group_)
+    control_group_ = backend_.manager().control_group(unit_);  // systemd knows best
+  if (control_group_.empty()) throw Error(ErrorKind::bus, unit_ + ": systemd reports no ControlGroup");
+  check_membership(pid);
+  dir_ = cgroup::V2Dir::open(backend_.options().cgroup_root / std::filesystem::path(control_group_).relative_path());
 }
 
 void ScopeCgroup::start_scope(pid_t pid) {

@@ -171,6 +171,39 @@ void SdbusSystemdManager::start_transient_unit(const std::string& name, const st
   });
 }
 
+void SdbusSystemdManager::start_transient_unit_async(const std::string& name, const std::vector<UnitProperty>& props,
+                                                     Done done) {
+  auto link = current_link();
+  if (link->dead() || !slots_.try_acquire()) {
+    SystemdManager::start_transient_unit_async(name, props, std::move(done));
+    return;
+  }
+  // The slot goes back when the last copy of the continuation does (answered, or dropped with
+  // its link).
+  std::shared_ptr<void> slot(nullptr, [this](void*) { slots_.release(); });
+  const Deadline deadline(clock_, options_.timeout);
+  auto call = compat::method_call(link->manager(), kManagerInterface, "StartTransientUnit");
+  call << name << std::string("fail") << to_sdbus(props) << std::vector<AuxUnit>{};
+  BusLink* on = link.get();
+  link->call_async(link->manager(), call, deadline,
+                   [on, name, deadline, done, slot](sdbus::MethodReply* reply, std::exception_ptr error) {
+                     if (error) return done(error);
+                     sdbus::ObjectPath job;
+                     try {
+                       *reply >> job;
+                     } catch (...) {
+                       return done(std::current_exception());
+                     }
+                     on->on_job(job, deadline, [name, done, slot](const std::string& result, std::exception_ptr e) {
+                       if (!e && result != "done") {
+                         e = std::make_exception_ptr(BusError(
+                             kJobFailed, "systemd job to start " + name + " ended with result '" + result + "'"));
+                       }
+                       done(e);
+                     });
+                   });
+}
+
 void SdbusSystemdManager::stop_unit(const std::string& name) {
   with_retry([&](BusLink& link, const Deadline& deadline, bool) {
     auto call = compat::method_call(link.manager(), kManagerInterface, "StopUnit");

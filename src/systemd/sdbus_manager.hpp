@@ -34,6 +34,11 @@ class SdbusSystemdManager final : public SystemdManager {
   SdbusSystemdManager& operator=(const SdbusSystemdManager&) = delete;
 
   void start_transient_unit(const std::string& name, const std::vector<UnitProperty>& props) override;
+  // The call and its job wait are events on the connection's loop: no thread waits. Without a
+  // free call slot or a live link it falls back to the blocking call (which waits for a slot and
+  // reconnects). No retry here: a caller that gets an error retries with the blocking call.
+  void start_transient_unit_async(const std::string& name, const std::vector<UnitProperty>& props,
+                                  Done done) override;
   void stop_unit(const std::string& name) override;
   void reset_failed_unit(const std::string& name) override;
   void set_unit_properties(const std::string& name, bool runtime,

@@ -2,6 +2,8 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <filesystem>
 #include <thread>
 
@@ -178,6 +180,54 @@ TEST_F(ASystemdBackend, StartsTwoHundredTasksAtOnceEachInItsOwnScope) {
   }
   for (auto& cg : cgs) cg->destroy(deadline());
   EXPECT_TRUE(eventually([&] { return manager_->list_units_by_patterns({}, {"rt*-many*.scope"}).empty(); }));
+}
+
+// The daemon's path: begin_place() only sends StartTransientUnit; the job's end comes back as an
+// event (no thread waits for systemd), then finish_place() on a thread of the caller's.
+TEST_F(ASystemdBackend, PlacesTwoHundredTasksFromOneThreadWithTheJobWaitsAsEvents) {
+  constexpr int kTasks = 200;
+  std::vector<TaskId> ids;
+  std::vector<std::unique_ptr<HeldChild>> children;
+  std::vector<std::unique_ptr<cgroup::TaskCgroup>> cgs;
+  for (int i = 0; i < kTasks; ++i) {
+    ids.push_back(new_task("async"));
+    children.push_back(std::make_unique<HeldChild>(AfterRelease::report_then_pause));
+    cgs.push_back(backend_->create(ids.back(), Limits{}));
+  }
+  ASSERT_TRUE(cgs[0]->places_asynchronously());
+  cgs[0]->place(children[0]->pid());  // the first start learns whether systemd takes PIDFDs
+  std::mutex m;
+  std::condition_variable cv;
+  int outstanding = 0, max_outstanding = 0, sent = 0;
+  std::vector<std::exception_ptr> errors(kTasks);
+  for (int i = 1; i < kTasks; ++i) {
+    {
+      std::lock_guard lock(m);
+      max_outstanding = std::max(max_outstanding, ++outstanding);
+    }
+    cgs[i]->begin_place(children[i]->pid(), [&, i](std::exception_ptr e) {
+      std::lock_guard lock(m);
+      errors[i] = e;
+      --outstanding;
+      ++sent;
+      cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock lock(m);
+    ASSERT_TRUE(cv.wait_for(lock, 60s, [&] { return sent == kTasks - 1; }));
+  }
+  EXPECT_GT(max_outstanding, 1) << "every begin_place() waited for its job";
+  for (int i = 1; i < kTasks; ++i) {
+    ASSERT_FALSE(errors[i]) << ids[i].display();
+    cgs[i]->finish_place(children[i]->pid());
+  }
+  for (int i = 0; i < kTasks; ++i) {
+    children[i]->release();
+    EXPECT_EQ(unified_line(children[i]->first_report()), "/runscope.slice/" + ids[i].unit_name());
+  }
+  for (auto& cg : cgs) cg->destroy(deadline());
+  EXPECT_TRUE(eventually([&] { return manager_->list_units_by_patterns({}, {"rt*-async*.scope"}).empty(); }));
 }
 
 TEST_F(ASystemdBackend, SetsAllowedCPUsThatSystemctlShowReadsBack) {
