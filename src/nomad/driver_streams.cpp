@@ -7,6 +7,7 @@
 
 #include "cgroup/host.hpp"
 #include "common/error.hpp"
+#include "driver/manager_choice.hpp"
 #include "nomad/driver_service.hpp"
 #include "nomad/log.hpp"
 #include "nomad/status.hpp"
@@ -29,7 +30,7 @@ void put(proto::FingerprintResponse& out, const std::string& key, const std::str
 // What this host's cgroups are, seen from here (the plugin runs beside runscoped).
 void put_host(proto::FingerprintResponse& out) {
   try {
-    auto facts = cgroup::probe_attributes(cgroup::probe(cgroup::detect_host(), cgroup::own_cgroups()));
+    auto facts = cgroup::probe_attributes(cgroup::probe(driver::detect_layout(), cgroup::own_cgroups()));
     put(out, "unique.cgroups.version", facts["unique.cgroups.version"]);
     put(out, "unique.cgroups.mode", facts["unique.cgroups.mode"]);
   } catch (const std::exception& e) {
