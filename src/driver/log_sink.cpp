@@ -23,8 +23,9 @@ RotatingFile::RotatingFile(fs::path path, std::uint64_t max_size, unsigned max_f
 }
 
 void RotatingFile::open() {
-  fd_.reset(::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  fd_.reset(::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   if (!fd_) throw_system_error("open " + path_.string());
+  ::fchmod(fd_.get(), 0600);  // also a file an older version made 0644
   struct stat st {};
   size_ = ::fstat(fd_.get(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
 }

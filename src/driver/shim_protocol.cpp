@@ -52,7 +52,7 @@ void write_exit_record(const std::filesystem::path& dir, const ExitRecord& r) {
   json j = {{"pid", r.pid}, {"finished_at", format_time(r.finished_at)}};
   if (r.status.signaled) j["signal"] = r.status.value;
   else j["exit_code"] = r.status.value;
-  write_file_atomic(dir / kExitFile, j.dump() + "\n", 0644);
+  write_file_atomic(dir / kExitFile, j.dump() + "\n", 0600);
 }
 
 std::optional<ExitRecord> read_exit_record(const std::filesystem::path& dir) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "common/error.hpp"
@@ -30,6 +31,16 @@ void write_launch(const fs::path& dir, std::vector<std::string> argv) {
   l.max_size = 64;
   l.max_files = 2;
   write_file_atomic(dir / driver::kLaunchFile, driver::to_json_text(l));
+}
+
+unsigned mode_of(const fs::path& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0;
+}
+
+int wait_shim(pid_t pid) {
+  int status = 0;
+  return ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 TEST(TheShim, StartsTheTaskPlacedByTheDaemonAndRecordsItsExit) {
@@ -93,6 +104,19 @@ TEST(TheShim, KillsAHeldChildWhenTheDaemonVanishesBeforePlacingIt) {
   EXPECT_EQ(WEXITSTATUS(status), 1);
   EXPECT_FALSE(testing::process_alive(held)) << "the held child outlived the shim";
   EXPECT_FALSE(driver::read_exit_record(dir.path()));
+}
+
+// Logs and the exit record are root's: a member reads its own through runscoped, never others'.
+TEST(TheShim, WritesItsFilesForRootOnly) {
+  testing::TempDir dir;
+  write_launch(dir.path(), {"/bin/sh", "-c", "echo out; echo err >&2"});
+  testing::FakeTaskCgroup cg(std::make_shared<testing::FakeCgroupState>());
+  SteadyClock clock;
+  auto shim = ExecShimLauncher(RUNSCOPE_SHIM_BINARY).launch(dir.path(), cg, Deadline(clock, 30s));
+  ASSERT_EQ(wait_shim(shim.pid), 0);
+  for (const char* file : {driver::kStdoutLog, driver::kStderrLog, driver::kExitFile})
+    EXPECT_EQ(mode_of(dir.path() / file), 0600u) << file;
+  EXPECT_EQ(read_file(dir.path() / driver::kStderrLog), "err\n");
 }
 
 }  // namespace
