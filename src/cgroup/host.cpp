@@ -139,6 +139,30 @@ HostLayout parse_mountinfo(std::string_view mountinfo) {
 
 HostLayout detect_host(const fs::path& mountinfo) { return parse_mountinfo(read_file(mountinfo)); }
 
+std::string drop_shadowed_mounts(std::string_view mountinfo) {
+  constexpr int kMountPointField = 5;  // mountinfo: id, parent, dev, root, MOUNT POINT, ...
+  std::vector<std::string> lines, points;
+  std::istringstream in{std::string(mountinfo)};
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    std::string field, point;
+    for (int i = 0; i < kMountPointField && fields >> field; ++i) point = field;
+    lines.push_back(line);
+    points.push_back(point);
+  }
+  auto hides = [](const std::string& later, const std::string& earlier) {
+    if (later.empty() || later == "/") return false;  // never let a late "/" entry hide everything
+    return earlier == later || earlier.starts_with(later + "/");
+  };
+  std::string out;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    bool hidden = false;
+    for (std::size_t j = i + 1; j < lines.size() && !hidden; ++j) hidden = hides(points[j], points[i]);
+    if (!hidden) out += lines[i] + "\n";
+  }
+  return out;
+}
+
 CgroupPaths parse_proc_cgroup(std::string_view text) {
   CgroupPaths paths;
   for (const auto& line : split(text, '\n')) {

@@ -1,5 +1,6 @@
 // A shared runscoped's promises on this host's real cgroupfs, with the real runscope-shim (issue
-// 12): a member's executable is looked up as the member, logs and exit records are root's only.
+// 12): a member's executable is looked up as the member, logs and exit records are root's only,
+// and a task's journal lines are sent from the task's own cgroups as the task's own user.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <fcntl.h>
@@ -9,9 +10,11 @@
 
 #include <fstream>
 
+#include "cgroup/v2_backend.hpp"
 #include "common/error.hpp"
 #include "common/file.hpp"
 #include "driver/shim_protocol.hpp"
+#include "support/fake_journald.hpp"
 #include "support/held_child.hpp"
 #include "support/manager_fixture.hpp"
 
@@ -122,6 +125,82 @@ TEST_F(AMembersTaskOnThisHost, HasLogsAndExitRecordOnlyRootCanRead) {
     EXPECT_FALSE(nobody_can_read(file)) << file << " is readable by another user";
   }
   EXPECT_EQ(read_file(*logs.stdout_path), "secret-out\n");
+}
+
+// The journal forwarder on the real cgroupfs: it sits in exactly the task's cgroups (v1: every
+// hierarchy the daemon placed the task in; v2: the folder the task was cloned into) and sends as
+// the task's user, so journald would record the task's uid and unit, never the shim's.
+class AJournalForwarderOnThisHost : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!testing::is_root()) GTEST_SKIP() << "needs root to write cgroupfs and switch users";
+    testing::become_subreaper();
+    ::chmod(dir_.path().c_str(), 0755);
+  }
+
+  void runs_beside_the_task(cgroup::Backend& backend, const std::string& tag) {
+    testing::FakeJournald journald(dir_.path() / "journal.sock");
+    driver::ShimLaunch launch;
+    launch.alloc = "fwd" + std::to_string(::getpid());
+    launch.task = tag;
+    launch.argv = {"/bin/sh", "-c", "echo from-" + tag + "; exec sleep 1000"};
+    launch.env = {"PATH=/usr/bin:/bin"};
+    launch.cwd = "/";
+    launch.journal = true;
+    launch.journal_socket = journald.path().string();
+    launch.credentials = driver::Credentials{kNobody, kNobody, {kNobody}};
+    write_file_atomic(dir_.path() / driver::kLaunchFile, driver::to_json_text(launch));
+    auto cg = backend.create(TaskId(launch.alloc, launch.task), {});
+    auto shim = ExecShimLauncher(RUNSCOPE_SHIM_BINARY).launch(dir_.path(), *cg, Deadline(clock_, 30s));
+    auto entries = journald.receive(1, 10s);
+    ASSERT_EQ(entries.size(), 1u);
+    const auto& e = entries.front();
+    EXPECT_EQ(e.fields.at("MESSAGE"), "from-" + tag);
+    EXPECT_EQ(e.uid, kNobody);
+    EXPECT_EQ(e.gid, kNobody);
+    EXPECT_NE(e.pid, shim.pid);
+    EXPECT_NE(e.pid, shim.task_pid);
+    EXPECT_EQ(e.sender_cgroup, read_file("/proc/" + std::to_string(shim.task_pid) + "/cgroup"))
+        << "the forwarder is not where the task is";
+    EXPECT_NE(e.sender_cgroup, read_file("/proc/" + std::to_string(shim.pid) + "/cgroup"));
+    EXPECT_THAT(cg->pids(), ::testing::UnorderedElementsAre(shim.task_pid, e.pid));
+    cg->destroy(Deadline(clock_, 30s));
+    int status = 0;
+    ASSERT_EQ(::waitpid(shim.pid, &status, 0), shim.pid);
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    EXPECT_FALSE(testing::process_alive(e.pid));
+    auto exit = driver::read_exit_record(dir_.path());
+    ASSERT_TRUE(exit);
+    EXPECT_EQ(exit->status, (driver::ExitStatus{true, SIGKILL}));
+  }
+
+  SteadyClock clock_;
+  testing::TempDir dir_;
+};
+
+TEST_F(AJournalForwarderOnThisHost, JoinsEveryV1HierarchyOfAPlacedTask) {
+  if (auto why = testing::manager_host_skip_reason()) GTEST_SKIP() << *why;
+  auto env = testing::make_v1_env("fwd1");
+  auto backend = env.make_backend(clock_);
+  runs_beside_the_task(*backend, "v1");
+  testing::reap_zombies();
+  EXPECT_THAT(env.leftovers(), ::testing::IsEmpty());
+  env.remove_parent();
+}
+
+TEST_F(AJournalForwarderOnThisHost, JoinsTheCgroup2FolderATaskWasClonedInto) {
+  auto layout = cgroup::detect_host();
+  if (layout.unified_mount.empty()) GTEST_SKIP() << "no cgroup2 mount on this host";
+  fs::path parent = "runscope-test-" + std::to_string(::getpid()) + "-fwd2";
+  {
+    auto backend = cgroup::make_v2_backend(cgroup::V2Options{layout.unified_mount, parent, &clock_,
+                                                             cgroup::CgroupFsOps::kernel()});
+    runs_beside_the_task(*backend, "v2");
+  }
+  testing::reap_zombies();
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(layout.unified_mount / parent, ec)) ::rmdir(e.path().c_str());
+  EXPECT_EQ(::rmdir((layout.unified_mount / parent).c_str()), 0) << "a task cgroup was left behind";
 }
 
 }  // namespace
