@@ -139,16 +139,15 @@ HostLayout parse_mountinfo(std::string_view mountinfo) {
 
 HostLayout detect_host(const fs::path& mountinfo) { return parse_mountinfo(read_file(mountinfo)); }
 
+// No streams here: runscope-shim links this, and an istringstream would bring the whole locale
+// machinery into its static binary (about 470 KiB of text).
 std::string drop_shadowed_mounts(std::string_view mountinfo) {
-  constexpr int kMountPointField = 5;  // mountinfo: id, parent, dev, root, MOUNT POINT, ...
-  std::vector<std::string> lines, points;
-  std::istringstream in{std::string(mountinfo)};
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream fields(line);
-    std::string field, point;
-    for (int i = 0; i < kMountPointField && fields >> field; ++i) point = field;
-    lines.push_back(line);
-    points.push_back(point);
+  constexpr std::size_t kMountPointField = 4;  // mountinfo: id, parent, dev, root, MOUNT POINT, ...
+  const std::vector<std::string> lines = split(mountinfo, '\n');
+  std::vector<std::string> points;
+  for (const auto& line : lines) {
+    auto fields = split(line, ' ');
+    points.push_back(fields.size() > kMountPointField ? fields[kMountPointField] : "");
   }
   auto hides = [](const std::string& later, const std::string& earlier) {
     if (later.empty() || later == "/") return false;  // never let a late "/" entry hide everything
