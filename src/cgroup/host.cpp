@@ -139,6 +139,26 @@ HostLayout parse_mountinfo(std::string_view mountinfo) {
 
 HostLayout detect_host(const fs::path& mountinfo) { return parse_mountinfo(read_file(mountinfo)); }
 
+CgroupPaths parse_proc_cgroup(std::string_view text) {
+  CgroupPaths paths;
+  for (const auto& line : split(text, '\n')) {
+    // hierarchy-id:controller-list:path (the path may itself contain ':').
+    auto first = line.find(':');
+    auto second = first == std::string::npos ? std::string::npos : line.find(':', first + 1);
+    if (second == std::string::npos) continue;
+    auto controllers = line.substr(first + 1, second - first - 1);
+    auto path = line.substr(second + 1);
+    if (controllers.empty()) {
+      paths[kUnifiedKey] = path;
+      continue;
+    }
+    for (const auto& c : split(controllers, ',')) paths[c] = path;
+  }
+  return paths;
+}
+
+CgroupPaths own_cgroups(const fs::path& proc_cgroup) { return parse_proc_cgroup(read_file(proc_cgroup)); }
+
 // No streams here: runscope-shim links this, and an istringstream would bring the whole locale
 // machinery into its static binary (about 470 KiB of text).
 std::string drop_shadowed_mounts(std::string_view mountinfo) {
@@ -161,26 +181,6 @@ std::string drop_shadowed_mounts(std::string_view mountinfo) {
   }
   return out;
 }
-
-CgroupPaths parse_proc_cgroup(std::string_view text) {
-  CgroupPaths paths;
-  for (const auto& line : split(text, '\n')) {
-    // hierarchy-id:controller-list:path (the path may itself contain ':').
-    auto first = line.find(':');
-    auto second = first == std::string::npos ? std::string::npos : line.find(':', first + 1);
-    if (second == std::string::npos) continue;
-    auto controllers = line.substr(first + 1, second - first - 1);
-    auto path = line.substr(second + 1);
-    if (controllers.empty()) {
-      paths[kUnifiedKey] = path;
-      continue;
-    }
-    for (const auto& c : split(controllers, ',')) paths[c] = path;
-  }
-  return paths;
-}
-
-CgroupPaths own_cgroups(const fs::path& proc_cgroup) { return parse_proc_cgroup(read_file(proc_cgroup)); }
 
 Probe probe(const HostLayout& layout, const CgroupPaths& own, const fs::path& sys_root) {
   Probe p;

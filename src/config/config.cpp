@@ -189,7 +189,8 @@ std::uint64_t want_limit_size(const Where& w, const toml::node& node) {
     if (s->get() == kUnlimitedWord) return kUnlimited;
     return located(w, node, [&] { return parse_size(s->get(), w.key); });
   }
-  if (node.is_integer()) return static_cast<std::uint64_t>(want_integer(w, node, 0, std::numeric_limits<std::int64_t>::max()));
+  constexpr auto kMaxBytes = std::numeric_limits<std::int64_t>::max();
+  if (node.is_integer()) return static_cast<std::uint64_t>(want_integer(w, node, 0, kMaxBytes));
   fail(w, node, "expected a size (\"512M\"), a number of bytes or \"unlimited\", got " + type_name(node));
 }
 

@@ -22,7 +22,8 @@ std::vector<std::string> cgroup_join_paths(pid_t pid, const fs::path& proc_root)
   const auto theirs = cgroup::parse_proc_cgroup(read_file(proc_root / std::to_string(pid) / "cgroup"));
   const auto ours = cgroup::parse_proc_cgroup(read_file(proc_root / "self" / "cgroup"));
   // Only the mounts we can see: inside a contained systemd the host's hierarchies are still listed.
-  const auto layout = cgroup::parse_mountinfo(cgroup::drop_shadowed_mounts(read_file(proc_root / "self" / "mountinfo")));
+  const auto mounts = cgroup::drop_shadowed_mounts(read_file(proc_root / "self" / "mountinfo"));
+  const auto layout = cgroup::parse_mountinfo(mounts);
   std::vector<std::string> out;
   for (const auto& [hierarchy, path] : theirs) {
     auto mine = ours.find(hierarchy);

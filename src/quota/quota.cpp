@@ -100,15 +100,16 @@ std::optional<Refusal> check_counts(const Caller& c, const Limits& l, const Usag
                       std::to_string(add(u.tasks, 1)));
   if (r.cores > 0 && add(u.reserved_cores, r.cores) > l.reserved_cores.value)
     return refuse(c, "reserved_cores", l.reserved_cores, false,
-                  count_of(u.reserved_cores, "core", "cores") + " reserved, resources.cores " + std::to_string(r.cores) +
-                      " would make " + std::to_string(add(u.reserved_cores, r.cores)));
+                  count_of(u.reserved_cores, "core", "cores") + " reserved, resources.cores " +
+                      std::to_string(r.cores) + " would make " + std::to_string(add(u.reserved_cores, r.cores)));
   if (r.cpu_weight && *r.cpu_weight > l.cpu_weight.value)
     return refuse(c, "cpu_weight", l.cpu_weight, false,
                   "resources.cpu_weight " + std::to_string(*r.cpu_weight) + " is above it");
   if (r.log_files && times(r.log_max_size, r.log_max_files) > l.log_bytes.value)
     return refuse(c, "log_bytes", l.log_bytes, true,
-                  "log.max_size " + format_size(r.log_max_size) + " x log.max_files " + std::to_string(r.log_max_files) +
-                      " = " + amount(times(r.log_max_size, r.log_max_files), true) + " is above it");
+                  "log.max_size " + format_size(r.log_max_size) + " x log.max_files " +
+                      std::to_string(r.log_max_files) + " = " + amount(times(r.log_max_size, r.log_max_files), true) +
+                      " is above it");
   return std::nullopt;
 }
 

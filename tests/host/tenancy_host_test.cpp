@@ -51,7 +51,8 @@ class AMembersTaskOnThisHost : public ::testing::Test {
     launcher_ = std::make_unique<ExecShimLauncher>(RUNSCOPE_SHIM_BINARY);
     ManagerOptions options;
     options.state_dir = state_.path() / "state";
-    manager_ = std::make_unique<TaskManager>(*backend_, nullptr, *launcher_, clock_, options, [](const std::string&) {});
+    manager_ =
+        std::make_unique<TaskManager>(*backend_, nullptr, *launcher_, clock_, options, [](const std::string&) {});
     waiter_ = std::make_unique<testing::StateWaiter>(*manager_);
   }
   void TearDown() override {
@@ -189,7 +190,7 @@ TEST_F(AJournalForwarderOnThisHost, JoinsEveryV1HierarchyOfAPlacedTask) {
 }
 
 TEST_F(AJournalForwarderOnThisHost, JoinsTheCgroup2FolderATaskWasClonedInto) {
-  auto layout = cgroup::detect_host();
+  auto layout = cgroup::parse_mountinfo(cgroup::drop_shadowed_mounts(read_file("/proc/self/mountinfo")));
   if (layout.unified_mount.empty()) GTEST_SKIP() << "no cgroup2 mount on this host";
   fs::path parent = "runscope-test-" + std::to_string(::getpid()) + "-fwd2";
   {

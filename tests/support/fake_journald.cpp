@@ -20,7 +20,8 @@ FakeJournald::FakeJournald(std::filesystem::path path) : path_(std::move(path)) 
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path_.c_str());
-  if (::bind(socket_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw_system_error("bind " + path_.string());
+  if (::bind(socket_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    throw_system_error("bind " + path_.string());
   ::chmod(path_.c_str(), 0666);
   int on = 1;
   if (::setsockopt(socket_.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) throw_system_error("SO_PASSCRED");
