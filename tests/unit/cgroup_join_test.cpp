@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "cgroup/host.hpp"
 #include "common/error.hpp"
 #include "driver/cgroup_join.hpp"
 #include "support/driver_fakes.hpp"
@@ -92,6 +93,19 @@ TEST_F(CgroupJoinPaths, NameTheFileOfATaskThatIsGone) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("99/cgroup"), std::string::npos) << e.what();
   }
+}
+
+TEST(DropShadowedMounts, KeepsOnlyTheMountsThisProcessCanSee) {
+  const std::string hybrid = "30 25 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs ro\n"
+                             "31 30 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+                             "32 30 0:28 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
+                             "40 25 0:29 / /run rw - tmpfs tmpfs rw\n";
+  const std::string over = "66 30 0:38 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n";
+  EXPECT_EQ(cgroup::drop_shadowed_mounts(hybrid), hybrid) << "nothing hides anything";
+  EXPECT_EQ(cgroup::drop_shadowed_mounts(hybrid + over), "40 25 0:29 / /run rw - tmpfs tmpfs rw\n" + over);
+  EXPECT_EQ(cgroup::drop_shadowed_mounts("1 0 0:1 / / rw - ext4 sda rw\n" + hybrid + "9 1 0:2 / / rw - x y rw\n"),
+            "1 0 0:1 / / rw - ext4 sda rw\n" + hybrid + "9 1 0:2 / / rw - x y rw\n")
+      << "a late / hides nothing";
 }
 
 TEST(AJoinOnlyCgroup, OpensEachFileForWritingAndIsNeverPlaced) {
