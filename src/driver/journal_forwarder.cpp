@@ -1,9 +1,12 @@
 #include "driver/journal_forwarder.hpp"
 
 #include <sys/prctl.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstring>
+#include <string_view>
+#include <vector>
 
 #include "common/clock.hpp"
 #include "common/error.hpp"
@@ -17,6 +20,18 @@ constexpr int kJournalInfo = 6, kJournalErr = 3;
 // How long the forwarder waits, once the task has ended, for journald to take its last lines.
 constexpr std::chrono::milliseconds kSentGrace{2000};
 constexpr const char* kSelf = "/proc/self/exe";  // the shim's own binary, whatever its path now
+
+// The forwarder gets no environment but the sanitizers' options, so that the ASan and TSan builds
+// check it and report where the tests look (runscoped's environment holds none of them).
+std::vector<std::string> sanitizer_options() {
+  std::vector<std::string> out;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    for (std::string_view name : {"ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS=", "TSAN_OPTIONS="})
+      if (entry.starts_with(name)) out.emplace_back(entry);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -42,6 +57,7 @@ JournalForwarder JournalForwarder::start(const ForwarderSpec& spec, int out_read
   SpawnSpec s;
   s.path = kSelf;
   s.argv = {"runscope-shim", kForwarderFlag, spec.alloc, spec.task, spec.socket_path};
+  s.env = sanitizer_options();
   s.cwd = "/";
   s.credentials = spec.credentials;
   s.stdio_fds = {out_read, err_read, ended.read.get()};
