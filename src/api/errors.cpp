@@ -6,7 +6,7 @@
 namespace runscope::api {
 namespace {
 
-constexpr std::array<std::pair<ErrorKind, const char*>, 10> kNames{{
+constexpr std::array<std::pair<ErrorKind, const char*>, 11> kNames{{
     {ErrorKind::invalid_argument, "InvalidSpec"},
     {ErrorKind::config, "InvalidConfig"},
     {ErrorKind::not_found, "NotFound"},
@@ -17,6 +17,7 @@ constexpr std::array<std::pair<ErrorKind, const char*>, 10> kNames{{
     {ErrorKind::timeout, "Timeout"},
     {ErrorKind::system, "Failed"},
     {ErrorKind::bus, "BusError"},
+    {ErrorKind::quota, "QuotaExceeded"},
 }};
 
 }  // namespace

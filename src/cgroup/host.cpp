@@ -157,6 +157,29 @@ CgroupPaths parse_proc_cgroup(std::string_view text) {
 
 CgroupPaths own_cgroups(const fs::path& proc_cgroup) { return parse_proc_cgroup(read_file(proc_cgroup)); }
 
+// No streams here: runscope-shim links this, and an istringstream would bring the whole locale
+// machinery into its static binary (about 470 KiB of text).
+std::string drop_shadowed_mounts(std::string_view mountinfo) {
+  constexpr std::size_t kMountPointField = 4;  // mountinfo: id, parent, dev, root, MOUNT POINT, ...
+  const std::vector<std::string> lines = split(mountinfo, '\n');
+  std::vector<std::string> points;
+  for (const auto& line : lines) {
+    auto fields = split(line, ' ');
+    points.push_back(fields.size() > kMountPointField ? fields[kMountPointField] : "");
+  }
+  auto hides = [](const std::string& later, const std::string& earlier) {
+    if (later.empty() || later == "/") return false;  // never let a late "/" entry hide everything
+    return earlier == later || earlier.starts_with(later + "/");
+  };
+  std::string out;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    bool hidden = false;
+    for (std::size_t j = i + 1; j < lines.size() && !hidden; ++j) hidden = hides(points[j], points[i]);
+    if (!hidden) out += lines[i] + "\n";
+  }
+  return out;
+}
+
 Probe probe(const HostLayout& layout, const CgroupPaths& own, const fs::path& sys_root) {
   Probe p;
   p.mode = layout.mode;

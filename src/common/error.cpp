@@ -16,6 +16,7 @@ std::string_view to_string(ErrorKind kind) {
     case ErrorKind::timeout: return "timed out";
     case ErrorKind::system: return "system error";
     case ErrorKind::bus: return "bus error";
+    case ErrorKind::quota: return "over quota";
   }
   return "error";
 }

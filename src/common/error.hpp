@@ -21,6 +21,7 @@ enum class ErrorKind {
   timeout,           // a deadline passed
   system,            // a syscall failed; errno is set
   bus,               // D-Bus or systemd said no
+  quota,             // a caller's [limits] refuse the request (last: the shim sends kinds by number)
 };
 
 std::string_view to_string(ErrorKind kind);

@@ -135,7 +135,7 @@ Section cpuset_keys(CpusetConfig& c) {
       {"reserved_cores", [&c](const Where& w, const toml::node& n) { c.reserved_cores = want_cpus(w, n); }},
       {"min_shared_cores",
        [&c](const Where& w, const toml::node& n) {
-         c.min_shared_cores = static_cast<unsigned>(want_integer(w, n, 1, CpuSet::kMaxCpus));
+         c.min_shared_cores = static_cast<unsigned>(want_integer(w, n, 0, CpuSet::kMaxCpus));
        }},
       {"reconcile_interval",
        [&c](const Where& w, const toml::node& n) { c.reconcile_interval = want_duration(w, n, false); }},
@@ -164,6 +164,72 @@ Section task_keys(TaskConfig& c) {
            c.denied_uids.push_back(static_cast<uid_t>(want_integer(w, item, 0, 0xfffffffeLL)));
        }},
   };
+}
+
+constexpr const char* kUnlimitedWord = "unlimited";
+constexpr std::int64_t kMaxTasksLimit = 1'000'000;
+constexpr std::int64_t kMaxCpuWeight = 10000;
+
+std::string locate(const std::filesystem::path& file, const toml::source_region& at) {
+  return file.string() + ":" + std::to_string(at.begin.line) + ":" + std::to_string(at.begin.column);
+}
+
+// A count: an integer in [min, max] or "unlimited".
+std::uint64_t want_limit_count(const Where& w, const toml::node& node, std::int64_t min, std::int64_t max) {
+  if (auto* s = node.as_string()) {
+    if (s->get() == kUnlimitedWord) return kUnlimited;
+    fail(w, node, "\"" + s->get() + "\" is not a number or \"unlimited\"");
+  }
+  return static_cast<std::uint64_t>(want_integer(w, node, min, max));
+}
+
+// A size: "512M", a number of bytes, or "unlimited".
+std::uint64_t want_limit_size(const Where& w, const toml::node& node) {
+  if (auto* s = node.as_string()) {
+    if (s->get() == kUnlimitedWord) return kUnlimited;
+    return located(w, node, [&] { return parse_size(s->get(), w.key); });
+  }
+  constexpr auto kMaxBytes = std::numeric_limits<std::int64_t>::max();
+  if (node.is_integer()) return static_cast<std::uint64_t>(want_integer(w, node, 0, kMaxBytes));
+  fail(w, node, "expected a size (\"512M\"), a number of bytes or \"unlimited\", got " + type_name(node));
+}
+
+Section limit_keys(LimitValues& v) {
+  auto count = [](std::optional<std::uint64_t>& out, std::int64_t min, std::int64_t max) {
+    return [&out, min, max](const Where& w, const toml::node& n) { out = want_limit_count(w, n, min, max); };
+  };
+  auto size = [](std::optional<std::uint64_t>& out) {
+    return [&out](const Where& w, const toml::node& n) { out = want_limit_size(w, n); };
+  };
+  return {
+      {"tasks", count(v.tasks, 0, kMaxTasksLimit)},
+      {"reserved_cores", count(v.reserved_cores, 0, CpuSet::kMaxCpus)},
+      {"cpu_weight", count(v.cpu_weight, 1, kMaxCpuWeight)},
+      {"memory_max", size(v.memory_max)},
+      {"memory_total", size(v.memory_total)},
+      {"log_bytes", size(v.log_bytes)},
+  };
+}
+
+// [limits.user] / [limits.group]: a table of tables, one per name.
+void read_overrides(const std::filesystem::path& file, const std::string& name, const toml::node& node,
+                    std::vector<LimitOverride>& out) {
+  auto* table = node.as_table();
+  if (!table) fail(file, node.source(), name, "expected a table of [" + name + ".NAME] tables, got " + type_name(node));
+  for (auto&& [key, value] : *table) {
+    std::string dotted = name + "." + std::string(key.str());
+    if (key.str().empty()) fail(file, key.source(), dotted, "names no user or group");
+    LimitOverride o{std::string(key.str()), {}, locate(file, key.source())};
+    read_section(file, dotted, value, limit_keys(o.values));
+    out.push_back(std::move(o));
+  }
+}
+
+void read_limits(const std::filesystem::path& file, const toml::node& node, LimitsConfig& c) {
+  Section keys = limit_keys(c.defaults);
+  keys.emplace_back("user", [&](const Where& w, const toml::node& n) { read_overrides(file, w.key, n, c.users); });
+  keys.emplace_back("group", [&](const Where& w, const toml::node& n) { read_overrides(file, w.key, n, c.groups); });
+  read_section(file, "limits", node, keys);
 }
 
 Section daemon_keys(DaemonConfig& c) {
@@ -215,7 +281,8 @@ Config from_table(const toml::table& root, const std::filesystem::path& file) {
     else if (name == "cpuset") read_section(file, name, value, cpuset_keys(c.cpuset));
     else if (name == "task") read_section(file, name, value, task_keys(c.task));
     else if (name == "daemon") read_section(file, name, value, daemon_keys(c.daemon));
-    else fail(file, key.source(), name, "unknown table (known: cgroups, cpuset, task, daemon)");
+    else if (name == "limits") read_limits(file, value, c.limits);
+    else fail(file, key.source(), name, "unknown table (known: cgroups, cpuset, task, daemon, limits)");
   }
   check_cross_fields(file, root, c);
   return c;

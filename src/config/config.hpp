@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,11 +55,43 @@ struct DaemonConfig {
   bool operator==(const DaemonConfig&) const = default;
 };
 
+// [limits]: what a caller may use at once (docs/config.md). A value is a number (sizes in bytes)
+// or kUnlimited ("unlimited" in the file).
+inline constexpr std::uint64_t kUnlimited = std::numeric_limits<std::uint64_t>::max();
+
+// One table of limits. In an override, an empty key inherits (from the groups, then [limits]).
+struct LimitValues {
+  std::optional<std::uint64_t> tasks;           // tasks not yet ended
+  std::optional<std::uint64_t> reserved_cores;  // cores held by reservations (resources.cores)
+  std::optional<std::uint64_t> cpu_weight;      // highest resources.cpu_weight of a task
+  std::optional<std::uint64_t> memory_max;      // highest resources.memory_max of a task; its default
+  std::optional<std::uint64_t> memory_total;    // resources.memory_max summed over the caller's tasks
+  std::optional<std::uint64_t> log_bytes;       // log.max_size x log.max_files of a task (file logs)
+  bool operator==(const LimitValues&) const = default;
+};
+
+// [limits.user.NAME] or [limits.group.NAME]: NAME is a name or a numeric id, resolved by the
+// quota module (quota/quota.hpp), which reports an unknown one at `where`.
+struct LimitOverride {
+  std::string name;
+  LimitValues values;
+  std::string where;  // "FILE:LINE:COLUMN" of the table's name
+  bool operator==(const LimitOverride&) const = default;
+};
+
+struct LimitsConfig {
+  // For every caller but root; root is unlimited unless [limits.user.root] says otherwise.
+  LimitValues defaults{64, 1, 100, kUnlimited, kUnlimited, std::uint64_t{1} << 30};
+  std::vector<LimitOverride> users, groups;
+  bool operator==(const LimitsConfig&) const = default;
+};
+
 struct Config {
   CgroupsConfig cgroups;
   CpusetConfig cpuset;
   TaskConfig task;
   DaemonConfig daemon;
+  LimitsConfig limits;
   std::filesystem::path source;  // the file it came from; empty for built-in defaults
 };
 

@@ -42,9 +42,13 @@ CpuSet Planner::shared_pool() const {
 
 unsigned Planner::available() const {
   auto pool = static_cast<unsigned>(shared_pool().size());
-  unsigned keep = shared_tasks_ > 0 ? min_shared_ : 0;
-  return pool > keep ? pool - keep : 0;
+  return pool > kept_shared() ? pool - kept_shared() : 0;
 }
+
+// min_shared_cores stay shared whether or not shared tasks run now (a member's reservation may not
+// leave root's next shared task without a CPU); with min_shared_cores = 0, one CPU still stays
+// while shared tasks run: they cannot be left with none.
+unsigned Planner::kept_shared() const { return std::max(min_shared_, shared_tasks_ > 0 ? 1u : 0u); }
 
 CpuSet Planner::reserve(const TaskId& task, unsigned count) {
   if (count == 0) throw Error(ErrorKind::invalid_argument, "cannot reserve 0 cores for " + task.display());
@@ -56,10 +60,10 @@ CpuSet Planner::reserve(const TaskId& task, unsigned count) {
   if (count > free) {
     std::string why = "cannot reserve " + cores_word(count) + " for " + task.display() + ": " +
                       std::to_string(free) + " free";
-    if (shared_tasks_ > 0 && count <= pool.size())
-      why += " (" + std::to_string(pool.size()) + " in the shared pool, of which min_shared_cores = " +
-             std::to_string(min_shared_) + " stay with the " + std::to_string(shared_tasks_) +
-             " running shared tasks)";
+    if (kept_shared() > 0 && count <= pool.size())
+      why += " (" + std::to_string(pool.size()) + " in the shared pool, of which " + std::to_string(kept_shared()) +
+             " always stay shared: min_shared_cores = " + std::to_string(min_shared_) + ", " +
+             std::to_string(shared_tasks_) + " shared tasks running)";
     throw Error(ErrorKind::resources, why);
   }
   CpuSet chosen = choose(pool, count);
@@ -79,7 +83,7 @@ bool Planner::release(const TaskId& task) { return reservations_.erase(task) > 0
 
 void Planner::add_shared_task() {
   auto pool = shared_pool().size();
-  if (pool < min_shared_)
+  if (pool < std::max(min_shared_, 1u))
     throw Error(ErrorKind::resources, "cannot start a shared task: the shared pool has " +
                                           std::to_string(pool) + " CPUs, min_shared_cores is " +
                                           std::to_string(min_shared_));

@@ -29,15 +29,16 @@ class Planner {
 
   // Takes `count` CPUs for `task`: whole physical cores before single threads, one NUMA
   // node/package before spreading. Throws Error(resources) saying how many were asked for and how
-  // many are free (also when it would leave fewer than min_shared CPUs while shared tasks run),
+  // many are free (also when it would leave fewer than min_shared CPUs in the shared pool, shared
+  // tasks running or not; with min_shared 0, fewer than one while shared tasks run),
   // Error(conflict) if the task already holds a reservation; nothing changes when it throws.
   CpuSet reserve(const TaskId& task, unsigned count);
   // Re-adopts a reservation after a restart; throws Error(conflict) if its CPUs are not free.
   void restore(const TaskId& task, const CpuSet& cpus);
   bool release(const TaskId& task);  // false if the task held nothing
 
-  // Shared tasks running: reservations keep min_shared CPUs for them. A shared task cannot start
-  // when the pool is below min_shared (Error(resources)).
+  // Shared tasks running. A shared task cannot start when the pool is below min_shared, or empty
+  // (Error(resources)): only a restore or re-plan over running reservations leaves it so.
   void add_shared_task();
   void remove_shared_task();
   std::size_t shared_tasks() const { return shared_tasks_; }
@@ -52,6 +53,7 @@ class Planner {
  private:
   CpuSet choose(const CpuSet& free, unsigned count) const;
   CpuSet take(const CpuSet& from, const CpuSet& free, unsigned count) const;
+  unsigned kept_shared() const;  // CPUs no reservation may take
   CpuSet usable_core(unsigned cpu) const;  // the CPU's usable SMT siblings, itself included
 
   Topology topology_;

@@ -8,6 +8,7 @@
 #include "common/error.hpp"
 #include "common/file.hpp"
 #include "daemon/task_internal.hpp"
+#include "driver/journal_forwarder.hpp"
 #include "driver/shim_protocol.hpp"
 
 namespace runscope::daemon {
@@ -49,6 +50,8 @@ std::pair<pid_t, pid_t> find_shim(const fs::path& proc, const std::vector<pid_t>
     if (parent <= 1) continue;
     auto argv = command_line(proc, parent);
     if (argv.size() >= 2 && fs::path(argv[0]).filename() == kShimName && fs::path(argv[1]) == dir) {
+      auto own = command_line(proc, pid);
+      if (own.size() >= 2 && own[1] == driver::kForwarderFlag) continue;  // its journal forwarder, not the task
       return {parent, pid};
     }
   }

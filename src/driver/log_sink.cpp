@@ -1,9 +1,13 @@
 #include "driver/log_sink.hpp"
 
 #include <fcntl.h>
-#include <sys/stat.h>
+#include <linux/sockios.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include <cstdio>
 
@@ -15,7 +19,31 @@ namespace fs = std::filesystem;
 
 namespace {
 constexpr std::size_t kMaxJournalLine = 64 * 1024;  // longer lines are split
+constexpr std::size_t kPumpChunk = 64 * 1024;
+constexpr int kDrainRounds = 64;  // after the task ends, what is already buffered, no more
+constexpr long kSentPollNanos = 1'000'000;
+
+// Reads what is there into the sink; false at EOF or error.
+bool pump(LogStream& s) {
+  char buf[kPumpChunk];
+  ssize_t n = ::read(s.fd.get(), buf, sizeof buf);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+  if (n <= 0) return false;
+  s.sink->write(std::string_view(buf, static_cast<std::size_t>(n)));
+  return true;
 }
+
+void drain(LogStream& s) {
+  ::fcntl(s.fd.get(), F_SETFL, O_NONBLOCK);
+  for (int i = 0; i < kDrainRounds; ++i) {
+    char buf[kPumpChunk];
+    ssize_t n = ::read(s.fd.get(), buf, sizeof buf);
+    if (n <= 0) break;
+    s.sink->write(std::string_view(buf, static_cast<std::size_t>(n)));
+  }
+  s.sink->flush();
+}
+}  // namespace
 
 RotatingFile::RotatingFile(fs::path path, std::uint64_t max_size, unsigned max_files)
     : path_(std::move(path)), max_size_(max_size), max_files_(max_files == 0 ? 1 : max_files) {
@@ -23,8 +51,9 @@ RotatingFile::RotatingFile(fs::path path, std::uint64_t max_size, unsigned max_f
 }
 
 void RotatingFile::open() {
-  fd_.reset(::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  fd_.reset(::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   if (!fd_) throw_system_error("open " + path_.string());
+  ::fchmod(fd_.get(), 0600);  // also a file an older version made 0644
   struct stat st {};
   size_ = ::fstat(fd_.get(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
 }
@@ -68,7 +97,8 @@ void JournalLines::send(std::string_view line) {
     if (!socket_) return;
   }
   std::string entry = "MESSAGE=" + std::string(line) + "\nPRIORITY=" + std::to_string(priority_) +
-                      "\nSYSLOG_IDENTIFIER=" + task_ + "\nRUNSCOPE_ALLOC=" + alloc_ + "\nRUNSCOPE_TASK=" + task_ + "\n";
+                      "\nSYSLOG_IDENTIFIER=" + kJournalIdentifierPrefix + task_ + "\nRUNSCOPE_ALLOC=" + alloc_ +
+                      "\nRUNSCOPE_TASK=" + task_ + "\n";
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path_.c_str());
@@ -91,6 +121,39 @@ void JournalLines::write(std::string_view data) {
 void JournalLines::flush() {
   if (!partial_.empty()) send(partial_);
   partial_.clear();
+}
+
+// The kernel gives no event for "the receiver took everything": a short poll of the queue
+// length, bounded by `limit`.
+void JournalLines::wait_sent(std::chrono::milliseconds limit) const {
+  if (!socket_) return;
+  const timespec step{0, kSentPollNanos};
+  for (auto waited = std::chrono::milliseconds::zero(); waited < limit; waited += std::chrono::milliseconds(1)) {
+    int queued = 0;
+    if (::ioctl(socket_.get(), SIOCOUTQ, &queued) != 0 || queued <= 0) return;
+    ::nanosleep(&step, nullptr);
+  }
+}
+
+std::map<std::string, std::string> journal_match(const std::string& alloc, const std::string& task, unsigned uid) {
+  return {{"RUNSCOPE_ALLOC", alloc}, {"RUNSCOPE_TASK", task}, {"_UID", std::to_string(uid)}};
+}
+
+void pump_until(int ended_fd, LogStream& out, LogStream& err) {
+  bool out_open = true, err_open = true;
+  while (out_open || err_open) {
+    pollfd fds[3] = {{ended_fd, POLLIN, 0}, {out_open ? out.fd.get() : -1, POLLIN, 0},
+                     {err_open ? err.fd.get() : -1, POLLIN, 0}};
+    if (::poll(fds, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[1].revents) out_open = pump(out);
+    if (fds[2].revents) err_open = pump(err);
+    if (fds[0].revents) break;
+  }
+  // The task is gone; take what it left in the pipes without waiting for children holding them.
+  for (LogStream* s : {&out, &err}) drain(*s);
 }
 
 }  // namespace runscope::driver

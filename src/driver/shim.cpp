@@ -7,11 +7,15 @@
 
 #include <charconv>
 #include <cstdio>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/error.hpp"
 #include "common/file.hpp"
+#include "driver/cgroup_join.hpp"
+#include "driver/journal_forwarder.hpp"
 #include "driver/log_sink.hpp"
 #include "driver/shim_protocol.hpp"
 #include "driver/spawn.hpp"
@@ -21,12 +25,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::size_t kPumpChunk = 64 * 1024;
-constexpr int kDrainRounds = 64;  // after the task ends, what is already buffered, no more
-constexpr int kJournalInfo = 6, kJournalErr = 3;
+// Once the task has ended, how long its journal forwarder gets to send what is left.
+constexpr std::chrono::milliseconds kForwarderGrace{5000};
 
 // The task's cgroup as the shim sees it: place() is a round trip to the daemon, which owns the
 // real cgroup; with a v2 dirfd the child is cloned straight into it and place() is never called.
+// `after_place` runs once the daemon has placed the child and before it is released.
 class RemoteCgroup final : public cgroup::TaskCgroup {
  public:
   RemoteCgroup(int control, int cgroup_fd) : control_(control), cgroup_fd_(cgroup_fd) {}
@@ -36,6 +40,7 @@ class RemoteCgroup final : public cgroup::TaskCgroup {
     auto reply = receive_message(control_);
     if (!reply) throw Error(ErrorKind::system, "the daemon went away before placing the task");
     if (*reply != "ok") throw Error(ErrorKind::system, "placing the task: " + reply->substr(reply->find(' ') + 1));
+    if (after_place) after_place(pid);
   }
   std::vector<pid_t> pids() const override { return {}; }
   bool populated() const override { return false; }
@@ -44,6 +49,8 @@ class RemoteCgroup final : public cgroup::TaskCgroup {
   void set_cpuset(const CpuSet&) override {}
   cgroup::Stats stats() const override { return {}; }
   std::string location() const override { return "daemon-owned"; }
+
+  std::function<void(pid_t)> after_place;
 
  private:
   int control_;
@@ -65,51 +72,25 @@ void ignore_terminal_signals() {
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
-struct Stream {
-  UniqueFd fd;
-  std::unique_ptr<LogSink> sink;
+// What the shim holds while the task runs: the task, and either the pipes it pumps into files
+// or the forwarder that sends them to the journal.
+struct Supervised {
+  Process task;
+  LogStream out, err;
+  std::optional<JournalForwarder> forwarder;
 };
 
-// Reads what is there; false at EOF or error.
-bool pump(Stream& s) {
-  char buf[kPumpChunk];
-  ssize_t n = ::read(s.fd.get(), buf, sizeof buf);
-  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
-  if (n <= 0) return false;
-  s.sink->write(std::string_view(buf, static_cast<std::size_t>(n)));
-  return true;
+// The forwarder joins the task's cgroups: those the daemon placed the (still held) task in, or
+// the v2 folder it was cloned into.
+void start_forwarder(const ShimLaunch& launch, Pipe& out, Pipe& err, cgroup::TaskCgroup* join, Supervised& s) {
+  ForwarderSpec spec{launch.alloc, launch.task, launch.journal_socket, launch.credentials};
+  s.forwarder = JournalForwarder::start(spec, out.read.get(), err.read.get(), join);
+  out.read.reset();
+  err.read.reset();
 }
 
-void pump_until_exit(Process& task, Stream& out, Stream& err) {
-  bool out_open = true, err_open = true;
-  for (;;) {
-    pollfd fds[3] = {{task.pidfd(), POLLIN, 0}, {out_open ? out.fd.get() : -1, POLLIN, 0},
-                     {err_open ? err.fd.get() : -1, POLLIN, 0}};
-    if (::poll(fds, 3, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    if (fds[1].revents) out_open = pump(out);
-    if (fds[2].revents) err_open = pump(err);
-    if (fds[0].revents) break;
-  }
-  // The task is gone; take what it left in the pipes without waiting for children holding them.
-  for (Stream* s : {&out, &err}) {
-    ::fcntl(s->fd.get(), F_SETFL, O_NONBLOCK);
-    for (int i = 0; i < kDrainRounds; ++i) {
-      char buf[kPumpChunk];
-      ssize_t n = ::read(s->fd.get(), buf, sizeof buf);
-      if (n <= 0) break;
-      s->sink->write(std::string_view(buf, static_cast<std::size_t>(n)));
-    }
-    s->sink->flush();
-  }
-}
-
-std::string proc_fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
-
-// Starts the task from launch.json with its output on pipes to the sinks; throws Error.
-Process start_task(const fs::path& dir, int control, int cgroup_fd, Stream& out, Stream& err) {
+// Starts the task from launch.json with its output on pipes; throws Error, leaving nothing running.
+Supervised start_task(const fs::path& dir, int control, int cgroup_fd) {
   ShimLaunch launch = parse_shim_launch(read_file(dir / kLaunchFile));
   Pipe out_pipe = make_pipe(), err_pipe = make_pipe();
   SpawnSpec spec;
@@ -117,26 +98,41 @@ Process start_task(const fs::path& dir, int control, int cgroup_fd, Stream& out,
   spec.env = launch.env;
   spec.cwd = launch.cwd;
   spec.credentials = launch.credentials;
-  // The spawner opens outputs by path; the pipes' write ends reopened through /proc are pipes too.
-  spec.stdout_path = proc_fd_path(out_pipe.write.get());
-  spec.stderr_path = proc_fd_path(err_pipe.write.get());
-  if (launch.journal) {
-    out.sink = std::make_unique<JournalLines>(launch.alloc, launch.task, kJournalInfo);
-    err.sink = std::make_unique<JournalLines>(launch.alloc, launch.task, kJournalErr);
-  } else {
-    out.sink = std::make_unique<RotatingFile>(dir / kStdoutLog, launch.max_size, launch.max_files);
-    err.sink = std::make_unique<RotatingFile>(dir / kStderrLog, launch.max_size, launch.max_files);
+  spec.stdio_fds = {-1, out_pipe.write.get(), err_pipe.write.get()};
+  Supervised s;
+  if (!launch.journal) {
+    s.out.sink = std::make_unique<RotatingFile>(dir / kStdoutLog, launch.max_size, launch.max_files);
+    s.err.sink = std::make_unique<RotatingFile>(dir / kStderrLog, launch.max_size, launch.max_files);
   }
   RemoteCgroup cg(control, cgroup_fd);
-  Process task = CloneSpawner().spawn(spec, &cg);
-  out.fd = std::move(out_pipe.read);
-  err.fd = std::move(err_pipe.read);
-  return task;
+  if (launch.journal && cgroup_fd < 0) {
+    cg.after_place = [&](pid_t pid) {
+      auto paths = cgroup_join_paths(pid);
+      const bool apart = !paths.empty();  // false only when the daemon left the task where we are
+      JoinOnlyCgroup join(std::move(paths));
+      start_forwarder(launch, out_pipe, err_pipe, apart ? &join : nullptr, s);
+    };
+  }
+  s.task = CloneSpawner().spawn(spec, &cg);
+  if (launch.journal && !s.forwarder) {
+    JoinOnlyCgroup join = JoinOnlyCgroup::of_dirfd(cgroup_fd);
+    start_forwarder(launch, out_pipe, err_pipe, &join, s);  // throwing kills the task with `s`
+  }
+  s.out.fd = std::move(out_pipe.read);
+  s.err.fd = std::move(err_pipe.read);
+  return s;
+}
+
+void wait_for_exit(const Process& task) {
+  pollfd p{task.pidfd(), POLLIN, 0};
+  while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+  }
 }
 
 }  // namespace
 
 int run_shim(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == kForwarderFlag) return run_journal_forwarder(argc, argv);
   if (argc < 3 || argc > 4) {
     std::fprintf(stderr, "usage: runscope-shim TASK_DIR CONTROL_FD [CGROUP_FD] (started by runscoped)\n");
     return 2;
@@ -153,10 +149,9 @@ int run_shim(int argc, char** argv) {
   ignore_terminal_signals();
   ::setsid();  // no-op when the daemon already made us a session leader
 
-  Process task;
-  Stream out, err;
+  Supervised s;
   try {
-    task = start_task(dir, control.get(), cgroup_fd.get(), out, err);
+    s = start_task(dir, control.get(), cgroup_fd.get());
   } catch (const Error& e) {
     try {
       send_message(control.get(), "failed " + std::to_string(static_cast<int>(e.kind())) + " " + e.what());
@@ -165,17 +160,22 @@ int run_shim(int argc, char** argv) {
     return 1;
   }
   try {
-    send_message(control.get(), "started " + std::to_string(task.pid()));
+    send_message(control.get(), "started " + std::to_string(s.task.pid()));
   } catch (...) {
     // The daemon is gone after placing the task: the task runs confined; keep supervising it.
   }
   control.reset();
   cgroup_fd.reset();
 
-  pump_until_exit(task, out, err);
+  if (s.forwarder) {
+    wait_for_exit(s.task);
+    s.forwarder->finish(kForwarderGrace);
+  } else {
+    pump_until(s.task.pidfd(), s.out, s.err);
+  }
   ExitRecord record;
-  record.pid = task.pid();
-  record.status = task.reap();
+  record.pid = s.task.pid();
+  record.status = s.task.reap();
   record.finished_at = std::chrono::system_clock::now();
   try {
     write_exit_record(dir, record);

@@ -17,6 +17,7 @@ using json = nlohmann::json;
 std::string to_json_text(const ShimLaunch& l) {
   json j = {{"alloc", l.alloc}, {"task", l.task}, {"argv", l.argv}, {"env", l.env}, {"cwd", l.cwd},
             {"journal", l.journal}, {"max_size", l.max_size}, {"max_files", l.max_files}};
+  if (l.journal_socket != kJournalSocket) j["journal_socket"] = l.journal_socket;
   if (l.credentials) {
     j["uid"] = l.credentials->uid;
     j["gid"] = l.credentials->gid;
@@ -38,6 +39,7 @@ ShimLaunch parse_shim_launch(const std::string& text) {
     l.journal = j.at("journal").get<bool>();
     l.max_size = j.at("max_size").get<std::uint64_t>();
     l.max_files = j.at("max_files").get<unsigned>();
+    if (j.contains("journal_socket")) l.journal_socket = j["journal_socket"].get<std::string>();
     if (j.contains("uid")) {
       l.credentials = Credentials{j["uid"].get<uid_t>(), j["gid"].get<gid_t>(), j["groups"].get<std::vector<gid_t>>()};
     }
@@ -52,7 +54,7 @@ void write_exit_record(const std::filesystem::path& dir, const ExitRecord& r) {
   json j = {{"pid", r.pid}, {"finished_at", format_time(r.finished_at)}};
   if (r.status.signaled) j["signal"] = r.status.value;
   else j["exit_code"] = r.status.value;
-  write_file_atomic(dir / kExitFile, j.dump() + "\n", 0644);
+  write_file_atomic(dir / kExitFile, j.dump() + "\n", 0600);
 }
 
 std::optional<ExitRecord> read_exit_record(const std::filesystem::path& dir) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "driver/credentials.hpp"
+#include "driver/log_sink.hpp"
 #include "driver/process.hpp"
 
 namespace runscope::driver {
@@ -36,6 +37,7 @@ struct ShimLaunch {
   std::string cwd;
   std::optional<Credentials> credentials;
   bool journal = false;  // else size-rotated files in the task folder
+  std::string journal_socket = kJournalSocket;  // journald's native socket; tests name their own
   std::uint64_t max_size = 10u << 20;
   unsigned max_files = 3;
 };

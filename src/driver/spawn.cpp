@@ -38,7 +38,8 @@ struct Report {
 
 // Everything the child needs, prepared by the parent: the child only reads it.
 struct ChildPlan {
-  const char* path;
+  char* const* candidates;  // the paths execve tries, in order (executable_candidates)
+  std::size_t candidate_count;
   char* const* argv;
   char* const* envp;
   const char* cwd;  // nullptr: keep
@@ -105,6 +106,25 @@ void child_join(const ChildPlan& plan) {
   }
 }
 
+// errno values after which execvp goes on to the next PATH entry (glibc's list).
+bool try_next_candidate(int err) {
+  return err == ENOENT || err == ENOTDIR || err == ESTALE || err == ENODEV || err == ETIMEDOUT;
+}
+
+// The PATH search, done by the task's own user: a folder it cannot search answers EACCES whether
+// or not the program is in it, so a task learns nothing runscope's root could see and it could not.
+[[noreturn]] void child_exec(const ChildPlan& plan) {
+  int last = ENOENT;
+  bool denied = false;
+  for (std::size_t i = 0; i < plan.candidate_count; ++i) {
+    ::syscall(SYS_execve, plan.candidates[i], plan.argv, plan.envp);
+    last = errno;
+    if (last == EACCES) denied = true;
+    else if (!try_next_candidate(last)) child_fail(plan, Stage::exec, last);
+  }
+  child_fail(plan, Stage::exec, denied ? EACCES : last);
+}
+
 // Runs in the child after clone3: raw syscalls only (no locks, no allocation, no glibc state
 // that other threads of the parent may have held at clone time).
 [[noreturn]] void run_child(const ChildPlan& plan) {
@@ -126,8 +146,7 @@ void child_join(const ChildPlan& plan) {
   if (plan.cwd != nullptr && ::syscall(SYS_chdir, plan.cwd) != 0) child_fail(plan, Stage::chdir, errno);
   // Nothing of runscope's leaks into the task: every other fd closes at exec (best effort).
   ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-  ::syscall(SYS_execve, plan.path, plan.argv, plan.envp);
-  child_fail(plan, Stage::exec, errno);
+  child_exec(plan);
 }
 
 ErrorKind kind_for(int err) {
@@ -166,8 +185,9 @@ class CStrings {
   std::vector<char*> pointers_;
 };
 
+// Created 0600: a task's output is its owner's business (and root's), nobody else's.
 UniqueFd open_output(const std::filesystem::path& path, std::string_view stream) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0644);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
   if (fd < 0) {
     int err = errno;
     throw Error(kind_for(err), "cannot open " + std::string(stream) + " file '" + path.string() +
@@ -202,38 +222,34 @@ void check_started(Process& proc, UniqueFd& report_read, const SpawnSpec& spec) 
 
 }  // namespace
 
-std::string resolve_executable(const std::string& program, const std::vector<std::string>& env) {
+std::vector<std::string> executable_candidates(const std::string& program, const std::vector<std::string>& env) {
   if (program.empty()) throw Error(ErrorKind::invalid_argument, "the command is empty");
-  if (program.find('/') != std::string::npos) return program;
+  if (program.find('/') != std::string::npos) return {program};
   std::string_view search = kDefaultPath;
   for (const auto& entry : env) {
     if (entry.rfind("PATH=", 0) == 0) search = std::string_view(entry).substr(5);
   }
-  bool denied = false;
+  std::vector<std::string> out;
   for (std::size_t start = 0; start <= search.size();) {
     std::size_t end = search.find(':', start);
     if (end == std::string_view::npos) end = search.size();
-    std::string dir(search.substr(start, end - start));
-    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + program;
-    struct stat st{};
-    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-      denied = true;
-    }
+    std::string_view dir = search.substr(start, end - start);
+    out.push_back((dir.empty() ? std::string(".") : std::string(dir)) + "/" + program);
     start = end + 1;
   }
-  if (denied) throw Error(ErrorKind::permission, "cannot execute '" + program + "': Permission denied", EACCES);
-  throw Error(ErrorKind::not_found, "cannot execute '" + program + "': No such file or directory", ENOENT);
+  return out;
 }
 
 Process CloneSpawner::spawn(const SpawnSpec& spec, cgroup::TaskCgroup* cg) {
   if (spec.argv.empty()) throw Error(ErrorKind::invalid_argument, "no command given");
-  const std::string path = resolve_executable(spec.argv.front(), spec.env);
-  CStrings argv(spec.argv), envp(spec.env);
-  UniqueFd null_in(::open(kDevNull, O_RDONLY | O_CLOEXEC));
-  if (!null_in) throw_system_error(std::string("open ") + kDevNull);
-  UniqueFd out = spec.stdout_path ? open_output(*spec.stdout_path, "stdout") : UniqueFd();
-  UniqueFd err = spec.stderr_path ? open_output(*spec.stderr_path, "stderr") : UniqueFd();
+  const std::vector<std::string> candidates =
+      spec.path.empty() ? executable_candidates(spec.argv.front(), spec.env) : std::vector{spec.path.string()};
+  CStrings paths(candidates), argv(spec.argv), envp(spec.env);
+  UniqueFd null_in(spec.stdio_fds[0] < 0 ? ::open(kDevNull, O_RDONLY | O_CLOEXEC) : -1);
+  if (spec.stdio_fds[0] < 0 && !null_in) throw_system_error(std::string("open ") + kDevNull);
+  UniqueFd out = spec.stdout_path && spec.stdio_fds[1] < 0 ? open_output(*spec.stdout_path, "stdout") : UniqueFd();
+  UniqueFd err = spec.stderr_path && spec.stdio_fds[2] < 0 ? open_output(*spec.stderr_path, "stderr") : UniqueFd();
+  auto pick = [&](int i, const UniqueFd& own) { return spec.stdio_fds[i] >= 0 ? spec.stdio_fds[i] : own.get(); };
   Pipe report = make_pipe();
   const int into_fd = cg != nullptr ? cg->clone_into_fd() : -1;
   std::vector<UniqueFd> join = cg != nullptr && into_fd < 0 ? cg->open_join_files() : std::vector<UniqueFd>{};
@@ -243,9 +259,10 @@ Process CloneSpawner::spawn(const SpawnSpec& spec, cgroup::TaskCgroup* cg) {
   Pipe hold = held ? make_pipe() : Pipe{};
 
   const auto& creds = spec.credentials;
-  ChildPlan plan{path.c_str(), argv.get(), envp.get(), spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
+  ChildPlan plan{paths.get(), candidates.size(), argv.get(), envp.get(),
+                 spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
                  hold.read.get(), join_fds.data(), join_fds.size(), report.write.get(),
-                 {null_in.get(), out.get(), err.get()},
+                 {pick(0, null_in), pick(1, out), pick(2, err)},
                  creds.has_value(), creds ? creds->uid : 0, creds ? creds->gid : 0,
                  creds ? creds->groups.data() : nullptr, creds ? creds->groups.size() : 0};
 

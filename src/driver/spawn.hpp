@@ -1,13 +1,16 @@
 // Starting a task's main process so that it is confined before its first instruction.
 //
 // Protocol (see docs/driver.md): everything that can fail or allocate happens in the parent
-// before clone3: PATH lookup, argv/envp arrays, output files, credentials. clone3(CLONE_PIDFD)
+// before clone3: the PATH candidates, argv/envp arrays, output files, credentials. clone3(CLONE_PIDFD)
 // gives the parent a pidfd; with a v2 cgroup dirfd it adds CLONE_INTO_CGROUP, otherwise the
 // child blocks on a "hold" pipe until TaskCgroup::place() has put it in every hierarchy. The
 // child then makes only raw syscalls (signals reset, setsid, dup2, setgroups/setresgid/setresuid,
-// chdir, execve) and reports a failure as {stage, errno} on a CLOEXEC pipe: EOF means exec'd.
+// chdir, execve of each PATH candidate in turn) and reports a failure as {stage, errno} on a
+// CLOEXEC pipe: EOF means exec'd. The PATH search happens in the child, after the credential
+// switch: a task can learn nothing about folders its user cannot search.
 #pragma once
 
+#include <array>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -21,11 +24,15 @@ namespace runscope::driver {
 
 struct SpawnSpec {
   std::vector<std::string> argv;           // argv[0] is looked up in PATH unless it holds a '/'
+  std::filesystem::path path;              // set: the file to execute instead, argv[0] only a name
   std::vector<std::string> env;            // the task's whole environment, "KEY=VALUE"
   std::filesystem::path cwd;               // empty: runscope's own working directory
   std::optional<Credentials> credentials;  // empty: runscope's own uid/gid/groups
   std::optional<std::filesystem::path> stdout_path;  // empty: inherited; else appended to
-  std::optional<std::filesystem::path> stderr_path;  // (created 0644 by runscope if missing)
+  std::optional<std::filesystem::path> stderr_path;  // (created 0600 by runscope if missing)
+  // Descriptors (>= 3) the child gets as its fds 0, 1, 2 (-1: /dev/null for stdin, the paths
+  // above or inherited for the others). The caller keeps them; pipe ends, for instance.
+  std::array<int, 3> stdio_fds{-1, -1, -1};
 };
 
 // The seam for the layers above: the runner takes a Spawner, tests may pass their own.
@@ -43,9 +50,13 @@ class CloneSpawner final : public Spawner {
   Process spawn(const SpawnSpec& spec, cgroup::TaskCgroup* cg) override;
 };
 
-// PATH lookup as execvp does it, with PATH taken from `env` (or a default), done before forking.
-// Throws Error(not_found) "cannot execute 'foo': No such file or directory" when nothing matches,
-// Error(permission) when the only matches are not executable.
-std::string resolve_executable(const std::string& program, const std::vector<std::string>& env);
+// The paths execve tries for `program`, in order: itself when it holds a '/', else each entry of
+// the PATH in `env` (or a default) joined with it, an empty entry meaning the working directory.
+// Pure: nothing is looked at on disk. The child tries them as the task's user, as execvp does:
+// ENOENT/ENOTDIR go on to the next, EACCES is remembered and the search goes on, anything else
+// stops it; the spawn then throws Error(not_found) "cannot execute 'foo': No such file or
+// directory", or Error(permission) "...: Permission denied" when some candidate was denied.
+// Throws Error(invalid_argument) for an empty program.
+std::vector<std::string> executable_candidates(const std::string& program, const std::vector<std::string>& env);
 
 }  // namespace runscope::driver

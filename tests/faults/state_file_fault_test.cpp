@@ -60,6 +60,13 @@ TEST(ADamagedStateFile, IsReportedAndTheTaskRebuiltFromItsCgroupWithItsExitCode)
     c.runner_pid = client.inspect(c.runner)["pid"].get<pid_t>();
     cases.push_back(c);
   }
+  // A journal task's shim has a second child in the task's cgroup, its journal forwarder: the
+  // rebuild must take the task as the main process, never the forwarder.
+  TaskId journal("st", "journal-run");
+  auto journal_spec = testing::shell_spec("st", journal.task(), "exec sleep 600");
+  journal_spec["log"] = {{"target", "journal"}};
+  client.start(journal_spec.dump());
+  const auto journal_pid = client.inspect(journal)["pid"].get<pid_t>();
   TaskId gone("st", "folder-gone");
   client.start(testing::shell_spec("st", gone.task(), "exec sleep 600").dump());
   auto gone_pid = testing::identify(client.inspect(gone)["pid"].get<pid_t>());
@@ -69,6 +76,7 @@ TEST(ADamagedStateFile, IsReportedAndTheTaskRebuiltFromItsCgroupWithItsExitCode)
   for (const auto& c : cases) {
     for (const auto& id : {c.runner, c.ender}) damage(daemon.task_dir(id) / daemon::kTaskFile, c.damage, rng);
   }
+  damage(daemon.task_dir(journal) / daemon::kTaskFile, "garbage", rng);
   fs::remove_all(daemon.task_dir(gone));
   std::ofstream(go) << "go";
   for (const auto& c : cases) {
@@ -88,6 +96,10 @@ TEST(ADamagedStateFile, IsReportedAndTheTaskRebuiltFromItsCgroupWithItsExitCode)
     EXPECT_EQ(rebuilt, c.damage != "intact") << daemon.log();
     EXPECT_NO_THROW(daemon::read_task_record(daemon.task_dir(c.runner))) << "the rebuilt state was not saved";
   }
+  EXPECT_EQ(states[journal], "running");
+  EXPECT_EQ(client.inspect(journal)["pid"], journal_pid) << "the forwarder was taken for the task";
+  client.stop(journal, 2s);
+  EXPECT_FALSE(testing::process_alive(journal_pid));
   EXPECT_EQ(states.count(gone), 0u);
   EXPECT_FALSE(gone_pid->alive()) << "the task whose state folder is gone survived in an unowned cgroup";
   EXPECT_NE(daemon.log().find("removed cgroup " + gone.cgroup_name()), std::string::npos) << daemon.log();

@@ -13,7 +13,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string_view text(reinterpret_cast<const char*>(data), size);
   try {
     auto c = config::parse_config(text, "fuzz.toml");
-    fuzz::check(c.cpuset.min_shared_cores >= 1, "min_shared_cores >= 1");
+    fuzz::check(c.cpuset.min_shared_cores <= CpuSet::kMaxCpus, "min_shared_cores <= kMaxCpus");
+    for (const auto& o : c.limits.users) fuzz::check(!o.name.empty() && !o.where.empty(), "user limits named");
+    if (c.limits.defaults.cpu_weight) fuzz::check(*c.limits.defaults.cpu_weight >= 1, "cpu_weight >= 1");
     if (c.cpuset.reservable_cores)
       fuzz::check(c.cpuset.reserved_cores.is_subset_of(*c.cpuset.reservable_cores), "reserved inside reservable");
     fuzz::check(!c.daemon.state_dir.empty() && c.daemon.state_dir.is_absolute(), "state_dir absolute");

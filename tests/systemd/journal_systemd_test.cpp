@@ -1,17 +1,21 @@
 // Task logs to a REAL systemd-journald: started here as a transient unit of the contained systemd
 // (volatile storage in the contained /run, no kernel log, no audit: AF_UNIX only), a real runscoped
-// on the systemd path, and the lines read back both with journalctl (the fields runscope adds)
-// and with `runscope logs ALLOC TASK` (which runs journalctl with the task's match).
+// on the systemd path, and the lines read back both with journalctl (the fields runscope adds, and
+// the ones journald itself records about the sender) and with `runscope logs ALLOC TASK` (which
+// runs journalctl with the task's match). The lines are the task's own (issue 12): its uid, its
+// scope, its own rate limit, and an identifier no system program uses.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "common/file.hpp"
+#include "driver/log_sink.hpp"
 #include "support/daemon_process.hpp"
 #include "support/private_bus.hpp"
 #include "support/runscope_cli.hpp"
@@ -28,10 +32,14 @@ using systemd_testing::run_command;
 constexpr const char* kJournald = "/lib/systemd/systemd-journald";
 constexpr const char* kJournalSocket = "/run/systemd/journal/socket";
 constexpr const char* kDropInDir = "/run/systemd/journald.conf.d";
-// Nothing leaves the contained /run: no /var/log/journal, no kernel ring buffer, no syslog.
+// Nothing leaves the contained /run: no /var/log/journal, no kernel ring buffer, no syslog. A low
+// rate limit (per unit; journald scales the burst up with free space, a few times here) so that a
+// flood of a few thousand lines is enough to hit it.
 constexpr const char* kJournaldConf =
     "[Journal]\nStorage=volatile\nReadKMsg=no\nForwardToSyslog=no\nForwardToKMsg=no\nForwardToConsole=no\n"
-    "ForwardToWall=no\n";
+    "ForwardToWall=no\nRateLimitIntervalSec=300s\nRateLimitBurst=200\n";
+constexpr int kFloodLines = 20000;
+constexpr const char* kMember = "65534";  // nobody: a member's task runs as the member
 
 class TaskLogsInTheJournal : public ::testing::Test {
  protected:
@@ -70,12 +78,23 @@ class TaskLogsInTheJournal : public ::testing::Test {
   std::string log() { return read_file_if_exists(tmp_.path() / "daemon.log").value_or(""); }
   // Every journal entry of the task, as journalctl's JSON objects.
   std::vector<nlohmann::json> entries(const std::string& task) {
-    std::istringstream lines(run_command("journalctl --no-pager -o json RUNSCOPE_ALLOC=" + alloc_ +
-                                         " RUNSCOPE_TASK=" + task + " 2>/dev/null || true"));
+    return query("RUNSCOPE_ALLOC=" + alloc_ + " RUNSCOPE_TASK=" + task);
+  }
+  std::vector<nlohmann::json> query(const std::string& matches) {
+    std::istringstream lines(run_command("journalctl --no-pager -o json " + matches + " 2>/dev/null || true"));
     std::vector<nlohmann::json> out;
     for (std::string line; std::getline(lines, line);)
       if (!line.empty()) out.push_back(nlohmann::json::parse(line));
     return out;
+  }
+  // The task's scope as journald names it (inspect says SLICE/SCOPE).
+  std::string unit_of(const std::string& task) {
+    auto unit = nlohmann::json::parse(run({"inspect", alloc_, task}).out).at("unit").get<std::string>();
+    return unit.substr(unit.rfind('/') + 1);
+  }
+  testing::CliResult run_as_member(const std::string& task, const std::string& script) {
+    return run({"run", "--wait", "--log-target", "journal", "--user", kMember, "--alloc", alloc_, "--task", task,
+                "--", "/bin/sh", "-c", script});
   }
 
   bool started_ = false;
@@ -103,7 +122,9 @@ TEST_F(TaskLogsInTheJournal, TagsEachLineWithAllocAndTaskAndReadsThemBackWithRun
   for (const auto& e : got) {
     EXPECT_EQ(e["RUNSCOPE_ALLOC"], alloc_);
     EXPECT_EQ(e["RUNSCOPE_TASK"], "talker");
-    EXPECT_EQ(e["SYSLOG_IDENTIFIER"], "talker");
+    EXPECT_EQ(e["SYSLOG_IDENTIFIER"], "runscope/talker");
+    EXPECT_EQ(e["_UID"], "0") << "root's task, run as root";
+    EXPECT_EQ(e["_SYSTEMD_UNIT"], unit_of("talker")) << "sent from the task's scope, not runscoped's unit";
     priority_of[e["MESSAGE"].get<std::string>()] = e["PRIORITY"].get<std::string>();
   }
   EXPECT_EQ(priority_of["hello journal"], "6");  // stdout: info
@@ -125,6 +146,70 @@ TEST_F(TaskLogsInTheJournal, SendsAutoTargetLogsToTheJournalAndKeepsTasksApart) 
   ASSERT_TRUE(eventually([&] { return run({"logs", alloc_, "two"}).out == "from two\n"; }, 10s))
       << run({"logs", alloc_, "two"}).out;
   EXPECT_EQ(run({"logs", alloc_, "one"}).out, "from one\n");
+}
+
+// Issue 12: a member's task is never root's in the journal, and journald knows it by its scope.
+TEST_F(TaskLogsInTheJournal, RecordsAMembersLinesAsTheMembersAndInItsScope) {
+  auto ran = run_as_member("member", "echo from the member; echo to stderr >&2");
+  ASSERT_EQ(ran.code, 0) << ran.err << log();
+  std::vector<nlohmann::json> got;
+  ASSERT_TRUE(eventually([&] { return (got = entries("member")).size() >= 2; }, 10s)) << got.size();
+  for (const auto& e : got) {
+    EXPECT_EQ(e["_UID"], kMember) << e.dump();
+    EXPECT_EQ(e["_GID"], kMember) << e.dump();
+    EXPECT_EQ(e["_SYSTEMD_UNIT"], unit_of("member"));
+    EXPECT_EQ(e["SYSLOG_IDENTIFIER"], "runscope/member");
+  }
+  EXPECT_TRUE(query("RUNSCOPE_ALLOC=" + alloc_ + " _UID=0").empty()) << "a member task line carries _UID=0";
+}
+
+// Issue 12: a member's task named sshd printing what sshd prints. Its lines carry the member's
+// uid and runscope's identifier, so `journalctl -t sshd` (what an admin or a log watcher reads)
+// never shows them, and nothing with root's uid says it. Even a line the task sends to journald
+// itself, with every field it likes, cannot carry root's uid: the match `runscope logs` uses
+// (driver::journal_match, with the uid the task ran as) leaves it out of root's task's lines.
+TEST_F(TaskLogsInTheJournal, NeverLetsATaskNamedSshdPassForRootsSshd) {
+  ASSERT_EQ(run({"run", "--wait", "--log-target", "journal", "--alloc", alloc_, "--task", "rootjob", "--", "/bin/echo",
+                 "root's own line"}).code, 0) << log();
+  const std::string forged = "MESSAGE=Accepted publickey for root from 10.0.0.9\nSYSLOG_IDENTIFIER=sshd\n"
+                             "RUNSCOPE_ALLOC=" + alloc_ + "\nRUNSCOPE_TASK=rootjob\n";
+  auto ran = run_as_member("sshd", "echo 'Accepted publickey for root from 10.0.0.9 port 22 ssh2'; printf '" +
+                                       forged + "' | logger --journald");
+  ASSERT_EQ(ran.code, 0) << ran.err << log();
+  std::vector<nlohmann::json> printed;
+  ASSERT_TRUE(eventually([&] { return !(printed = entries("sshd")).empty(); }, 10s));
+  EXPECT_EQ(printed.front()["SYSLOG_IDENTIFIER"], "runscope/sshd");
+  EXPECT_EQ(printed.front()["_UID"], kMember);
+  std::vector<nlohmann::json> claimed;
+  ASSERT_TRUE(eventually([&] { return !(claimed = query("SYSLOG_IDENTIFIER=sshd")).empty(); }, 10s))
+      << "the task's own forged entry never arrived: the test proves nothing";
+  for (const auto& e : claimed) EXPECT_EQ(e["_UID"], kMember) << "passes for root's sshd: " << e.dump();
+  std::string roots;
+  for (const auto& [field, value] : driver::journal_match(alloc_, "rootjob", 0)) roots += field + "=" + value + " ";
+  auto root_lines = query(roots);
+  ASSERT_EQ(root_lines.size(), 1u) << "root's task's lines, by the match runscope uses";
+  EXPECT_EQ(root_lines.front()["MESSAGE"], "root's own line");
+}
+
+// Issue 12: one member's flood used up the rate limit every task shared (the shim's unit) and
+// root's next task's lines never reached the journal. Each task is now its own unit to journald.
+TEST_F(TaskLogsInTheJournal, KeepsRootsLinesWhenAMembersTaskFloods) {
+  auto flood = run_as_member("flood", "seq 1 " + std::to_string(kFloodLines));
+  ASSERT_EQ(flood.code, 0) << flood.err << log();
+  auto ran = run({"run", "--wait", "--log-target", "journal", "--alloc", alloc_, "--task", "after", "--", "/bin/sh",
+                  "-c", "for i in $(seq 1 50); do echo root-$i; done"});
+  ASSERT_EQ(ran.code, 0) << ran.err << log();
+  std::vector<nlohmann::json> root_lines;
+  EXPECT_TRUE(eventually([&] { return (root_lines = entries("after")).size() == 50; }, 20s))
+      << root_lines.size() << " of root's 50 lines reached the journal";
+  for (const auto& e : root_lines) EXPECT_EQ(e["_UID"], "0");
+  // journald takes one socket in order: root's last line is in, so every flood line was handled.
+  auto flooded = entries("flood");
+  std::cout << "the member's flood: " << flooded.size() << " of " << kFloodLines << " lines stored; root's task: "
+            << root_lines.size() << " of 50\n";
+  EXPECT_GT(flooded.size(), 0u);
+  EXPECT_LT(flooded.size(), static_cast<std::size_t>(kFloodLines)) << "the flood never hit the rate limit";
+  for (const auto& e : flooded) ASSERT_EQ(e["_UID"], kMember);
 }
 
 }  // namespace

@@ -47,6 +47,7 @@ TEST(AConfig, ShippedFileEqualsTheBuiltInDefaults) {
   EXPECT_EQ(shipped.cpuset, defaults.cpuset);
   EXPECT_EQ(shipped.task, defaults.task);
   EXPECT_EQ(shipped.daemon, defaults.daemon);
+  EXPECT_EQ(shipped.limits, defaults.limits);
 }
 
 TEST(AConfig, EmptyFileGivesTheDefaults) {
@@ -55,6 +56,7 @@ TEST(AConfig, EmptyFileGivesTheDefaults) {
   EXPECT_EQ(c.cpuset, CpusetConfig{});
   EXPECT_EQ(c.task, TaskConfig{});
   EXPECT_EQ(c.daemon, DaemonConfig{});
+  EXPECT_EQ(c.limits, LimitsConfig{});
   EXPECT_EQ(c.source, "empty.toml");
 }
 
@@ -121,6 +123,16 @@ const BadValue kWrongTypes[] = {
     {"task", "denied_uids", "[\"root\"]", "expected an integer, got string"},
     {"daemon", "state_dir", "1979-05-27", "expected a string, got date"},
     {"daemon", "log_level", "3", "expected a string, got integer"},
+    {"limits", "tasks", "1.5", "expected an integer, got floating-point"},
+    {"limits", "reserved_cores", "true", "expected an integer, got boolean"},
+    {"limits", "cpu_weight", "[100]", "expected an integer, got array"},
+    {"limits", "memory_max", "true", "expected a size (\"512M\"), a number of bytes or \"unlimited\", got boolean"},
+    {"limits", "memory_total", "1.5", "expected a size"},
+    {"limits", "log_bytes", "{ a = 1 }", "expected a size"},
+    {"limits.user.alice", "tasks", "1.5", "expected an integer, got floating-point"},
+    {"limits.group.dev", "memory_max", "false", "expected a size"},
+    {"limits", "user", "1", "expected a table of [limits.user.NAME] tables, got integer"},
+    {"limits.user", "alice", "1", "expected a table, got integer"},
 };
 
 // Every key with a value of the right type that makes no sense.
@@ -136,7 +148,7 @@ const BadValue kBadValues[] = {
     {"cpuset", "reservable_cores", "\"\"", "must not be empty"},
     {"cpuset", "reserved_cores", "\"a\"", "not a CPU number"},
     {"cpuset", "reserved_cores", "\"99999\"", "beyond the limit"},
-    {"cpuset", "min_shared_cores", "0", "out of range 1..8192"},
+    {"cpuset", "min_shared_cores", "8193", "out of range 0..8192"},
     {"cpuset", "min_shared_cores", "-1", "out of range"},
     {"cpuset", "reconcile_interval", "\"0\"", "must be longer than 0"},
     {"cpuset", "reconcile_interval", "\"-5s\"", "is not a duration"},
@@ -148,6 +160,16 @@ const BadValue kBadValues[] = {
     {"task", "denied_uids", "[4294967295]", "out of range"},
     {"daemon", "state_dir", "\"var/lib\"", "not an absolute path"},
     {"daemon", "log_level", "\"loud\"", "\"loud\" is not one of"},
+    {"limits", "tasks", "\"lots\"", "\"lots\" is not a number or \"unlimited\""},
+    {"limits", "tasks", "-1", "out of range 0..1000000"},
+    {"limits", "reserved_cores", "8193", "out of range 0..8192"},
+    {"limits", "cpu_weight", "0", "out of range 1..10000"},
+    {"limits", "cpu_weight", "10001", "out of range 1..10000"},
+    {"limits", "memory_max", "\"4Q\"", "limits.memory_max"},
+    {"limits", "memory_total", "-1", "out of range"},
+    {"limits", "log_bytes", "\"Unlimited\"", "limits.log_bytes"},
+    {"limits.user.alice", "cpu_weight", "20000", "out of range 1..10000"},
+    {"limits.group.dev", "tasks", "\"none\"", "is not a number or \"unlimited\""},
 };
 
 void expect_located_error(const BadValue& bad) {
@@ -165,6 +187,53 @@ TEST(AConfig, RejectsEveryKeyWithTheWrongTypeNamingFileLineAndKey) {
 
 TEST(AConfig, RejectsEveryKeyWithABadValueNamingFileLineAndKey) {
   for (const auto& bad : kBadValues) expect_located_error(bad);
+}
+
+TEST(AConfig, ReadsLimitsWithOverridesPerUserAndGroup) {
+  Config c = parse_config(R"([limits]
+tasks = 10
+reserved_cores = "unlimited"
+memory_max = "4G"
+memory_total = 17179869184
+log_bytes = "100M"
+
+[limits.user.alice]
+tasks = 50
+
+[limits.user."1001"]
+cpu_weight = 1000
+
+[limits.group.builders]
+reserved_cores = 4
+memory_total = "unlimited"
+)",
+                          "/etc/l.toml");
+  const auto& l = c.limits;
+  EXPECT_EQ(l.defaults, (LimitValues{10, kUnlimited, 100, 4ull << 30, 16ull << 30, 100ull << 20}))
+      << "cpu_weight keeps its built-in 100";
+  ASSERT_EQ(l.users.size(), 2u);  // in toml++'s order: by name
+  EXPECT_EQ(l.users[1], (LimitOverride{"alice", LimitValues{50, {}, {}, {}, {}, {}}, "/etc/l.toml:8:14"}));
+  EXPECT_EQ(l.users[0].name, "1001");
+  EXPECT_EQ(l.users[0].values.cpu_weight, 1000u);
+  ASSERT_EQ(l.groups.size(), 1u);
+  EXPECT_EQ(l.groups[0].values, (LimitValues{{}, 4, {}, {}, kUnlimited, {}}));
+  EXPECT_EQ(l.groups[0].where, "/etc/l.toml:14:15");
+}
+
+TEST(AConfig, HasBoundedLimitsForMembersByDefault) {
+  LimitsConfig l;
+  EXPECT_EQ(l.defaults, (LimitValues{64, 1, 100, kUnlimited, kUnlimited, 1ull << 30}));
+  EXPECT_TRUE(l.users.empty());
+  EXPECT_TRUE(l.groups.empty());
+  EXPECT_EQ(parse_config("[cpuset]\nmin_shared_cores = 0\n", "t").cpuset.min_shared_cores, 0u) << "the old rule";
+}
+
+TEST(AConfig, RejectsUnknownLimitKeysNamingTheirTable) {
+  EXPECT_THAT(error_of("[limits]\ntask = 1\n"), HasSubstr("test.toml:2:1: limits.task: unknown key in [limits]"));
+  EXPECT_THAT(error_of("[limits.user.bob]\nmemory = 1\n"),
+              HasSubstr("test.toml:2:1: limits.user.bob.memory: unknown key in [limits.user.bob]"));
+  EXPECT_THAT(error_of("[limits.users.bob]\ntasks = 1\n"), HasSubstr("limits.users: unknown key in [limits]"));
+  EXPECT_THAT(error_of("[limits.user.\"\"]\ntasks = 1\n"), HasSubstr("limits.user.: names no user or group"));
 }
 
 TEST(AConfig, PointsAtTheColumnOfTheValue) {

@@ -33,7 +33,7 @@ std::size_t whole_capacity(const Planner& p, const CpuSet& domain, const CpuSet&
   return n;
 }
 
-void check_invariants(const Planner& p, const CpuSet& reservable, const CpuSet& system) {
+void check_invariants(const Planner& p, const CpuSet& reservable, const CpuSet& system, unsigned min_shared) {
   CpuSet reserved;
   for (const auto& [id, cpus] : p.reservations()) {
     ASSERT_FALSE(cpus.empty());
@@ -46,6 +46,7 @@ void check_invariants(const Planner& p, const CpuSet& reservable, const CpuSet& 
   ASSERT_FALSE(reserved.intersects(system));
   ASSERT_EQ(d.shared | reserved | system, reservable);
   ASSERT_EQ(d.reserved, reservable - system);
+  ASSERT_GE(d.shared.size(), min_shared) << "a reservation took the shared pool below min_shared_cores";
   if (p.shared_tasks() > 0) {
     ASSERT_GE(d.shared.size(), 1u);
   }
@@ -97,6 +98,7 @@ std::vector<Machine> machines() {
       {"odd mask 0,2,5-7", Topology::synthetic(1, 4, 2, CpuSet::parse("0,2,5-7")), CpuSet::parse("0,2,5-7"), {}, 1},
       {"2x8x2 reservable 3-12,20-27", Topology::synthetic(2, 8, 2), CpuSet::parse("3-12,20-27"),
        CpuSet::parse("12"), 1},
+      {"2x8x2 with min_shared 0 (the old rule)", Topology::synthetic(2, 8, 2), CpuSet::parse("0-31"), {}, 0},
   };
 }
 
@@ -135,12 +137,12 @@ TEST(APlanner, KeepsEveryInvariantOverRandomReserveReleaseSequences) {
           try {
             p.add_shared_task();
           } catch (const Error& e) {
-            ASSERT_LT(p.shared_pool().size(), m.min_shared);
+            ASSERT_LT(p.shared_pool().size(), std::max(m.min_shared, 1u));
           }
         } else {
           p.remove_shared_task();
         }
-        check_invariants(p, m.reservable, m.system);
+        check_invariants(p, m.reservable, m.system, m.min_shared);
       }
     }
   }
@@ -177,24 +179,39 @@ TEST(APlanner, RefusesWhenNotEnoughCoresAreFreeSayingHowMany) {
     FAIL() << "over-reserved";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::resources);
-    EXPECT_THAT(e.what(), HasSubstr("cannot reserve 2 cores for alloc2/t: 1 free"));
+    EXPECT_THAT(e.what(), HasSubstr("cannot reserve 2 cores for alloc2/t: 0 free"));  // min_shared_cores 1 stays
   }
   EXPECT_EQ(p.reservations().size(), 1u);
 }
 
-TEST(APlanner, KeepsMinSharedCoresWhileSharedTasksRun) {
+// Issue 12: with no shared task running, a member reserved every core and root's next shared task
+// had none. min_shared_cores now stays shared at all times.
+TEST(APlanner, KeepsMinSharedCoresWhetherOrNotSharedTasksRun) {
   Planner p(Topology::synthetic(1, 1, 2), CpuSet::parse("0-1"), {}, 1);
-  p.add_shared_task();
+  EXPECT_EQ(p.available(), 1u);
   EXPECT_EQ(p.reserve(task(1), 1).size(), 1u);
   try {
     p.reserve(task(2), 1);
     FAIL() << "took the last shared core";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::resources);
-    EXPECT_THAT(e.what(), HasSubstr("cannot reserve 1 core for alloc2/t: 0 free (1 in the shared pool, "
-                                    "of which min_shared_cores = 1 stay with the 1 running shared tasks)"));
+    EXPECT_THAT(e.what(), HasSubstr("cannot reserve 1 core for alloc2/t: 0 free (1 in the shared pool, of which 1 "
+                                    "always stay shared: min_shared_cores = 1, 0 shared tasks running)"));
   }
+  EXPECT_NO_THROW(p.add_shared_task());  // the next shared task still has its core
   EXPECT_EQ(p.shared_pool().size(), 1u);
+  EXPECT_THROW(p.reserve(task(2), 1), Error);
+  p.remove_shared_task();
+  EXPECT_THROW(p.reserve(task(2), 1), Error);
+}
+
+// min_shared_cores = 0 is the old rule: everything may be reserved while nobody shares, one CPU
+// stays while shared tasks run (they are never left with none).
+TEST(APlanner, WithMinSharedZeroKeepsOneCoreOnlyWhileSharedTasksRun) {
+  Planner p(Topology::synthetic(1, 1, 2), CpuSet::parse("0-1"), {}, 0);
+  p.add_shared_task();
+  EXPECT_EQ(p.reserve(task(1), 1).size(), 1u);
+  EXPECT_THROW(p.reserve(task(2), 1), Error);
   p.remove_shared_task();
   EXPECT_EQ(p.reserve(task(2), 1).size(), 1u);  // nobody shares now
   EXPECT_TRUE(p.shared_pool().empty());

@@ -234,10 +234,11 @@ TEST(TheCpusets, ReconcileEverythingOncePerInterval) {
   EXPECT_FALSE(c.tick());
 }
 
+// min_shared_cores 0 (the old rule): every CPU may be reserved while no shared task runs.
 TEST(TheCpusets, RefuseASharedTaskWhenThePoolIsBelowTheMinimum) {
   StrictApplier fake;
   FakeClock clock;
-  Cpusets c(Planner(Topology::synthetic(1, 2, 1), CpuSet::parse("0-1"), {}, 1), fake, clock, std::chrono::seconds(30));
+  Cpusets c(Planner(Topology::synthetic(1, 2, 1), CpuSet::parse("0-1"), {}, 0), fake, clock, std::chrono::seconds(30));
   c.start();
   c.reserve(task(1), 2);
   EXPECT_THROW(c.add_shared_task(), Error);

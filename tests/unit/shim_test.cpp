@@ -4,7 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "common/error.hpp"
@@ -12,6 +14,7 @@
 #include "daemon/shim_launcher.hpp"
 #include "driver/shim_protocol.hpp"
 #include "support/driver_fakes.hpp"
+#include "support/fake_journald.hpp"
 #include "support/held_child.hpp"
 
 namespace runscope::daemon {
@@ -20,7 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-void write_launch(const fs::path& dir, std::vector<std::string> argv) {
+driver::ShimLaunch launch_of(std::vector<std::string> argv) {
   driver::ShimLaunch l;
   l.alloc = "a";
   l.task = "t";
@@ -29,7 +32,21 @@ void write_launch(const fs::path& dir, std::vector<std::string> argv) {
   l.cwd = "/";
   l.max_size = 64;
   l.max_files = 2;
-  write_file_atomic(dir / driver::kLaunchFile, driver::to_json_text(l));
+  return l;
+}
+
+void write_launch(const fs::path& dir, std::vector<std::string> argv) {
+  write_file_atomic(dir / driver::kLaunchFile, driver::to_json_text(launch_of(std::move(argv))));
+}
+
+unsigned mode_of(const fs::path& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0;
+}
+
+int wait_shim(pid_t pid) {
+  int status = 0;
+  return ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 TEST(TheShim, StartsTheTaskPlacedByTheDaemonAndRecordsItsExit) {
@@ -92,6 +109,94 @@ TEST(TheShim, KillsAHeldChildWhenTheDaemonVanishesBeforePlacingIt) {
   ASSERT_EQ(::waitpid(shim, &status, 0), shim);
   EXPECT_EQ(WEXITSTATUS(status), 1);
   EXPECT_FALSE(testing::process_alive(held)) << "the held child outlived the shim";
+  EXPECT_FALSE(driver::read_exit_record(dir.path()));
+}
+
+// Logs and the exit record are root's: a member reads its own through runscoped, never others'.
+TEST(TheShim, WritesItsFilesForRootOnly) {
+  testing::TempDir dir;
+  write_launch(dir.path(), {"/bin/sh", "-c", "echo out; echo err >&2"});
+  testing::FakeTaskCgroup cg(std::make_shared<testing::FakeCgroupState>());
+  SteadyClock clock;
+  auto shim = ExecShimLauncher(RUNSCOPE_SHIM_BINARY).launch(dir.path(), cg, Deadline(clock, 30s));
+  ASSERT_EQ(wait_shim(shim.pid), 0);
+  for (const char* file : {driver::kStdoutLog, driver::kStderrLog, driver::kExitFile})
+    EXPECT_EQ(mode_of(dir.path() / file), 0600u) << file;
+  EXPECT_EQ(read_file(dir.path() / driver::kStderrLog), "err\n");
+}
+
+// The journal target: the shim never sends a line itself. A forwarder started as the task's user
+// does (here nobody when the test runs as root), so the sender journald sees is the task's side.
+TEST(TheShim, SendsJournalLinesThroughAForwarderRunningAsTheTasksUser) {
+  testing::TempDir dir;
+  ::chmod(dir.path().c_str(), 0755);  // the forwarder, as nobody, reaches the socket inside
+  testing::FakeJournald journald(dir.path() / "journal.sock");
+  auto launch = launch_of({"/bin/sh", "-c", "echo one; echo two >&2; printf partial"});
+  launch.journal = true;
+  launch.journal_socket = journald.path().string();
+  const uid_t uid = ::geteuid() == 0 ? 65534 : ::geteuid();
+  if (::geteuid() == 0) launch.credentials = driver::Credentials{65534, 65534, {65534}};
+  write_file_atomic(dir.path() / driver::kLaunchFile, driver::to_json_text(launch));
+  auto state = std::make_shared<testing::FakeCgroupState>();
+  testing::FakeTaskCgroup cg(state);
+  SteadyClock clock;
+  auto shim = ExecShimLauncher(RUNSCOPE_SHIM_BINARY).launch(dir.path(), cg, Deadline(clock, 30s));
+  ASSERT_EQ(wait_shim(shim.pid), 0);
+  auto entries = journald.receive(3, 10s);
+  ASSERT_EQ(entries.size(), 3u);
+  std::map<std::string, std::string> priority_of;
+  for (const auto& e : entries) {
+    priority_of[e.fields.at("MESSAGE")] = e.fields.at("PRIORITY");
+    EXPECT_EQ(e.fields.at("SYSLOG_IDENTIFIER"), "runscope/t");
+    EXPECT_EQ(e.fields.at("RUNSCOPE_ALLOC"), "a");
+    EXPECT_EQ(e.fields.at("RUNSCOPE_TASK"), "t");
+    EXPECT_EQ(e.uid, uid) << "the line must be the task user's";
+    EXPECT_NE(e.pid, shim.pid) << "the shim itself sent a line";
+    EXPECT_NE(e.pid, shim.task_pid);
+  }
+  EXPECT_EQ(priority_of, (std::map<std::string, std::string>{{"one", "6"}, {"two", "3"}, {"partial", "6"}}));
+  EXPECT_EQ(state->placed, std::vector<pid_t>{shim.task_pid}) << "only the task goes through the daemon";
+  EXPECT_FALSE(fs::exists(dir.path() / driver::kStdoutLog));
+  auto exit = driver::read_exit_record(dir.path());
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->status, (driver::ExitStatus{false, 0}));
+}
+
+// A forwarder that cannot start fails the task's start, and the held task never runs. Here it
+// cannot become the task's user: the shim runs unprivileged (as nobody when the test is root).
+TEST(TheShim, FailsTheStartWhenTheForwarderCannotStart) {
+  testing::TempDir dir;
+  ::chmod(dir.path().c_str(), 0755);
+  auto attempt = [&]() -> std::string {
+    auto launch = launch_of({"/bin/sh", "-c", "echo ran > " + (dir.path() / "ran").string()});
+    launch.journal = true;
+    launch.credentials = driver::Credentials{::geteuid() + 1, ::getegid(), {::getegid()}};
+    write_file_atomic(dir.path() / driver::kLaunchFile, driver::to_json_text(launch));
+    auto state = std::make_shared<testing::FakeCgroupState>();
+    testing::FakeTaskCgroup cg(state);
+    SteadyClock clock;
+    try {
+      ExecShimLauncher(RUNSCOPE_SHIM_BINARY).launch(dir.path(), cg, Deadline(clock, 30s));
+      return "started";
+    } catch (const Error& e) {
+      return e.what();
+    }
+  };
+  const std::string expected = "cannot start the journal forwarder of task t: cannot switch to ";
+  if (::geteuid() != 0) {
+    EXPECT_THAT(attempt(), ::testing::StartsWith(expected));
+  } else {
+    ::chmod(dir.path().c_str(), 0777);
+    pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      if (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0)
+        ::_exit(2);
+      ::_exit(attempt().rfind(expected, 0) == 0 ? 0 : 1);
+    }
+    EXPECT_EQ(wait_shim(child), 0) << "1: not refused as expected; 2: could not drop to nobody";
+  }
+  EXPECT_FALSE(fs::exists(dir.path() / "ran")) << "the task ran without its forwarder";
   EXPECT_FALSE(driver::read_exit_record(dir.path()));
 }
 

@@ -279,9 +279,73 @@ TEST(ResolveCredentials, NamesAMissingUserOrGroup) {
   EXPECT_THROW(resolve_credentials("root", std::string_view("runscope-no-such-group")), Error);
 }
 
-TEST(ResolveExecutable, SearchesThePathOfTheTaskEnvironment) {
-  EXPECT_EQ(resolve_executable("sh", {"PATH=/bin"}), "/bin/sh");
-  EXPECT_EQ(resolve_executable("./local", {}), "./local");
+TEST(ExecutableCandidates, AreEachPathEntryOfTheTaskEnvironmentInOrder) {
+  EXPECT_EQ(executable_candidates("sh", {"PATH=/bin"}), std::vector<std::string>{"/bin/sh"});
+  EXPECT_EQ(executable_candidates("sh", {"A=b", "PATH=/x::/y/"}),
+            (std::vector<std::string>{"/x/sh", "./sh", "/y//sh"}));
+  EXPECT_EQ(executable_candidates("./local", {"PATH=/bin"}), std::vector<std::string>{"./local"});
+  EXPECT_EQ(executable_candidates("/abs/prog", {}), std::vector<std::string>{"/abs/prog"});
+  EXPECT_EQ(executable_candidates("true", {}).size(), 6u) << "the default PATH";
+  EXPECT_THROW(executable_candidates("", {}), Error);
+}
+
+// execvp's rules, applied in the child: a candidate that is not executable is remembered and the
+// search goes on; it only decides the error when nothing later runs.
+TEST_F(ACloneSpawner, SearchesOnPastACandidateItMayNotExecute) {
+  auto denied = dir_.path() / "denied", allowed = dir_.path() / "allowed";
+  std::filesystem::create_directories(denied);
+  std::filesystem::create_directories(allowed);
+  std::ofstream(denied / "prog") << "#!/bin/sh\necho denied\n";
+  ::chmod((denied / "prog").c_str(), 0644);
+  std::ofstream(allowed / "prog") << "#!/bin/sh\necho allowed\n";
+  ::chmod((allowed / "prog").c_str(), 0755);
+  SpawnSpec spec = shell("");
+  spec.argv = {"prog"};
+  spec.env = {"PATH=" + denied.string() + ":" + allowed.string()};
+  EXPECT_EQ(run(spec), (ExitStatus{false, 0}));
+  EXPECT_EQ(output(), "allowed\n");
+
+  spec.env = {"PATH=" + denied.string() + ":" + (dir_.path() / "missing").string()};
+  try {
+    spawner_.spawn(spec, nullptr);
+    FAIL() << "ran a program that is not executable";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::permission);
+    EXPECT_STREQ(e.what(), "cannot execute 'prog': Permission denied");
+  }
+}
+
+// The task's user searches its PATH: a folder only root may search answers "Permission denied"
+// for a program that is there and for one that is not, so the two cannot be told apart.
+TEST_F(ACloneSpawner, LooksUpThePathAsTheTasksUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "switching users needs root";
+  auto secret = dir_.path() / "root-only";
+  std::filesystem::create_directories(secret);
+  ::chmod(dir_.path().c_str(), 0755);
+  ::chmod(secret.c_str(), 0700);
+  std::ofstream(secret / "present") << "#!/bin/sh\necho ran\n";
+  ::chmod((secret / "present").c_str(), 0755);
+  std::ofstream(out_path()) << "";
+  ::chmod(out_path().c_str(), 0666);
+  auto attempt = [&](const std::string& program, Credentials creds) -> std::string {
+    SpawnSpec spec = shell("");
+    spec.argv = {program};
+    spec.env = {"PATH=" + secret.string() + ":/usr/bin:/bin"};
+    spec.credentials = std::move(creds);
+    try {
+      spawner_.spawn(spec, nullptr).reap();
+      return "ran";
+    } catch (const Error& e) {
+      return std::string(to_string(e.kind())) + ": " + e.what();
+    }
+  };
+  Credentials nobody{65534, 65534, {65534}};
+  const std::string denied = "permission denied: cannot execute '";
+  EXPECT_EQ(attempt("present", nobody), denied + "present': Permission denied");
+  EXPECT_EQ(attempt("runscope-absent", nobody), denied + "runscope-absent': Permission denied");
+  EXPECT_EQ(attempt("true", nobody), "ran") << "the search goes on past the folder it may not read";
+  EXPECT_EQ(attempt("present", Credentials{0, 0, {0}}), "ran") << "root may";
+  EXPECT_EQ(read_file(out_path()), "ran\n");
 }
 
 }  // namespace

@@ -126,6 +126,13 @@ TEST(AJournalSink, SendsOneTaggedEntryPerLine) {
   EXPECT_THAT(got[0], HasSubstr("RUNSCOPE_ALLOC=al-1\n"));
   EXPECT_THAT(got[0], HasSubstr("RUNSCOPE_TASK=web\n"));
   EXPECT_THAT(got[0], HasSubstr("PRIORITY=3\n"));
+  // Never a system program's identifier, whatever the task is called.
+  EXPECT_THAT(got[0], HasSubstr("\nSYSLOG_IDENTIFIER=runscope/web\n"));
+}
+
+TEST(AJournalMatch, SelectsATasksLinesByItsNamesAndTheUidItRanAs) {
+  EXPECT_EQ(driver::journal_match("al-1", "web", 1000),
+            (std::map<std::string, std::string>{{"RUNSCOPE_ALLOC", "al-1"}, {"RUNSCOPE_TASK", "web"}, {"_UID", "1000"}}));
 }
 
 TEST(AProcessStartTime, IdentifiesALiveProcessAndNotAGoneOne) {
