@@ -8,6 +8,7 @@ namespace runscope::nomad {
 bool recoverable(ErrorKind kind) {
   switch (kind) {
     case ErrorKind::resources:  // cores taken, the daemon's queue full
+    case ErrorKind::quota:      // the user's limit; frees up as its other tasks end
     case ErrorKind::bus:        // runscoped not running (bus_daemon.cpp makes that kind bus)
     case ErrorKind::timeout:
     case ErrorKind::system:
@@ -24,7 +25,8 @@ grpc::StatusCode status_code(ErrorKind kind) {
     case ErrorKind::not_found: return grpc::StatusCode::NOT_FOUND;
     case ErrorKind::unsupported: return grpc::StatusCode::UNAVAILABLE;
     case ErrorKind::conflict: return grpc::StatusCode::FAILED_PRECONDITION;
-    case ErrorKind::resources: return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case ErrorKind::resources:
+    case ErrorKind::quota: return grpc::StatusCode::RESOURCE_EXHAUSTED;
     case ErrorKind::permission: return grpc::StatusCode::PERMISSION_DENIED;
     case ErrorKind::timeout: return grpc::StatusCode::DEADLINE_EXCEEDED;
     case ErrorKind::system:

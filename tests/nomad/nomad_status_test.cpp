@@ -25,6 +25,10 @@ TEST(ErrorStatus, MarksADaemonThatIsAwayOrBusyRecoverableAndABadSpecNot) {
   EXPECT_EQ(away.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(recoverable_detail(away), true);
   EXPECT_EQ(recoverable_detail(error_status(Error(ErrorKind::resources, "no cores"), true)), true);
+  // Over its user's quota: the allocation may start once the user's other tasks end.
+  auto over = error_status(Error(ErrorKind::quota, "tasks: 5 of 5 in use"), true);
+  EXPECT_EQ(over.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(recoverable_detail(over), true);
   auto bad = error_status(Error(ErrorKind::invalid_argument, "task config: cores: ..."), true);
   EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(bad.error_message(), "task config: cores: ...");
