@@ -61,8 +61,15 @@ make_packed() {
   echo "debian13-root: packed at $PACKED ($(du -h "$PACKED" | cut -f1))"
 }
 
+# One maker at a time: a second caller (two worktrees' tests, CI's background maker) waits for
+# the first's root instead of making its own beside it.
 ensure() {
+  [ -s "$PACKED" ] && return 0
+  mkdir -p "$CACHE_DIR"
+  exec 9>"$CACHE_DIR/.make.lock"
+  flock 9
   [ -s "$PACKED" ] || make_packed
+  exec 9>&-
 }
 
 unpack() {
