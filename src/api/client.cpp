@@ -135,6 +135,14 @@ nlohmann::json ManagerClient::logs(const TaskId& id) {
   });
 }
 
+UniqueFd ManagerClient::open_log(const TaskId& id, const std::string& stream) {
+  return call([&] {
+    sdbus::UnixFd fd;
+    proxy_->callMethod("OpenTaskLog").onInterface(kInterface).withArguments(id.alloc(), id.task(), stream).storeResultsTo(fd);
+    return UniqueFd(fd.release());
+  });
+}
+
 nlohmann::json ManagerClient::cpu_pool() {
   return call([&] {
     std::string json;
@@ -157,6 +165,13 @@ std::string ManagerClient::version() {
 
 void ManagerClient::watch(std::function<void(const StateChange&)> on_change) {
   on_change_ = std::move(on_change);
+  // Signals are addressed to watchers, and a restarted runscoped knows none: ask each new one.
+  bus_proxy_ = compat::make_proxy(*connection_, "org.freedesktop.DBus", "/org/freedesktop/DBus");
+  compat::on_signal(*bus_proxy_, "org.freedesktop.DBus", "NameOwnerChanged",
+                    [this](const std::string& name, const std::string&, const std::string& owner) {
+                      if (name == kBusName && !owner.empty()) rewatch_ = true;
+                    });
+  call([&] { proxy_->callMethod("WatchTasks").onInterface(kInterface); });
   compat::on_signal(*proxy_, kInterface, "TaskStateChanged",
                     [this](const std::string& alloc, const std::string& task, const std::string& state,
                            std::int32_t exit_code, std::int32_t signal, bool oom) {
@@ -170,6 +185,10 @@ void ManagerClient::pump(std::chrono::milliseconds budget) {
   auto set = compat::poll_set(*connection_);
   ::poll(set.fds.data(), set.count, static_cast<int>(budget.count()));
   while (compat::process_pending(*connection_)) {
+  }
+  if (rewatch_) {
+    rewatch_ = false;
+    call([&] { proxy_->callMethod("WatchTasks").onInterface(kInterface); });
   }
 }
 

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
+#include "common/fd.hpp"
 #include "common/task_id.hpp"
 #include "common/units.hpp"
 
@@ -56,11 +57,14 @@ class ManagerClient {
   std::map<std::string, std::uint64_t> stats(const TaskId& id);
   nlohmann::json events(const TaskId& id);
   nlohmann::json logs(const TaskId& id);
+  // The task's "stdout" or "stderr" log file, opened by runscoped for its owner (OpenTaskLog).
+  UniqueFd open_log(const TaskId& id, const std::string& stream);
   nlohmann::json cpu_pool();
   std::map<std::string, std::string> fingerprint();
   std::string version();
 
-  // Delivers TaskStateChanged signals from now on; they arrive while pump() runs.
+  // Delivers TaskStateChanged signals (the caller's tasks; root: all) from now on; they arrive
+  // while pump() runs. Asks runscoped again (WatchTasks) whenever a new runscoped takes the name.
   void watch(std::function<void(const StateChange&)> on_change);
   // Processes bus traffic for up to `budget` (returns earlier once something was handled).
   void pump(std::chrono::milliseconds budget);
@@ -77,6 +81,8 @@ class ManagerClient {
   std::unique_ptr<sdbus::IConnection> connection_;
   std::unique_ptr<sdbus::IProxy> proxy_;
   std::function<void(const StateChange&)> on_change_;
+  std::unique_ptr<sdbus::IProxy> bus_proxy_;  // NameOwnerChanged of org.runscope1
+  bool rewatch_ = false;                     // a new runscoped: ask it for signals from pump()
 };
 
 // The line shown when the daemon is not there, naming the bus.

@@ -33,15 +33,23 @@ nlohmann::json logs_json(const daemon::LogInfo& logs) {
   return j;
 }
 
-nlohmann::json pool_json(const daemon::CpuPoolInfo& pool) {
+nlohmann::json pool_json(const daemon::CpuPoolInfo& pool, const std::set<TaskId>* own) {
   auto reservations = nlohmann::json::array();
+  std::uint64_t other_tasks = 0, other_cores = 0;
   for (const auto& [id, cpus] : pool.reservations) {
+    if (own && !own->count(id)) {
+      other_tasks += 1;
+      other_cores += cpus.size();
+      continue;
+    }
     reservations.push_back({{"alloc", id.alloc()}, {"task", id.task()}, {"cpus", cpus.to_string()}});
   }
-  return {{"reservable", pool.reservable.to_string()},
-          {"reserved", pool.reserved.to_string()},
-          {"shared", pool.shared.to_string()},
-          {"reservations", reservations}};
+  nlohmann::json out{{"reservable", pool.reservable.to_string()},
+                     {"reserved", pool.reserved.to_string()},
+                     {"shared", pool.shared.to_string()},
+                     {"reservations", reservations}};
+  if (own) out["others"] = {{"tasks", other_tasks}, {"cores", other_cores}};
+  return out;
 }
 
 std::map<std::string, std::uint64_t> stats_map(const cgroup::Stats& stats) {

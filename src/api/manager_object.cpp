@@ -51,6 +51,8 @@ namespace {
 constexpr std::size_t kMaxQueuedSignals = 65536;
 // Connections whose caller is remembered (a few hundred bytes each).
 constexpr std::size_t kMaxKnownCallers = 4096;
+// Connections that watch TaskStateChanged; beyond this the oldest stops hearing (it may ask again).
+constexpr std::size_t kMaxWatchers = 4096;
 }  // namespace
 
 ManagerObject::ManagerObject(sdbus::IConnection& connection, daemon::TaskService& service, SpecParser parse_spec,
@@ -68,6 +70,10 @@ ManagerObject::~ManagerObject() {
   subscription_.reset();  // no more events
   signals_.shutdown();    // no more signals: queued ones are dropped
   unregisterAdaptor();    // no more calls; operations in flight answer through their own Result
+}
+
+std::string ManagerObject::sender() const {
+  return compat::with_current_message(getObject(), [](const sdbus::Message& m) { return text_of(m.getSender()); });
 }
 
 daemon::Caller ManagerObject::caller() const {
@@ -186,25 +192,71 @@ std::string ManagerObject::TaskLogs(const std::string& alloc, const std::string&
   return answer([&] { return logs_json(service_.logs(task_id(alloc, task), caller())).dump(); });
 }
 
+sdbus::UnixFd ManagerObject::OpenTaskLog(const std::string& alloc, const std::string& task, const std::string& stream) {
+  return answer([&] {
+    auto fd = service_.open_log(task_id(alloc, task), stream, caller());
+    return sdbus::UnixFd(fd.release(), sdbus::adopt_fd);
+  });
+}
+
+void ManagerObject::WatchTasks() {
+  answer([&] {
+    auto who = caller();
+    auto name = sender();
+    if (name.empty()) throw Error(ErrorKind::permission, "a watcher needs a unique bus name");
+    std::lock_guard lock(callers_mutex_);
+    if (watchers_.insert_or_assign(name, who.uid).second) {
+      watchers_order_.push_back(name);
+      if (watchers_order_.size() > kMaxWatchers) {
+        watchers_.erase(watchers_order_.front());
+        watchers_order_.pop_front();
+      }
+    }
+  });
+}
+
 std::map<std::string, std::string> ManagerObject::Fingerprint() {
   return answer([&] { return service_.fingerprint(); });
 }
 
 std::string ManagerObject::CpuPool() {
-  return answer([&] { return pool_json(service_.cpu_pool()).dump(); });
+  return answer([&] {
+    auto who = caller();
+    auto pool = service_.cpu_pool();
+    if (who.is_root()) return pool_json(pool).dump();
+    std::set<TaskId> own;  // a member sees its own reservations by name, the others' as counts
+    for (const auto& info : service_.list(who)) own.insert(info.id);
+    return pool_json(pool, &own).dump();
+  });
 }
 
 std::string ManagerObject::Version() { return RUNSCOPE_VERSION; }
 
-void ManagerObject::on_event(const TaskId& id, const daemon::TaskEvent& event) {
-  auto emit = [this, id, event] {
-    try {
-      emitTaskStateChanged(id.alloc(), id.task(), daemon::to_string(event.state), event.exit_code.value_or(-1),
-                           event.signal.value_or(0), event.oom_killed);
-    } catch (const std::exception& e) {
-      spdlog::warn("could not emit TaskStateChanged for {}: {}", id.display(), e.what());
+// TaskStateChanged goes to each watcher that is root or the task's owner, addressed to it: a
+// broadcast would tell every connection on the bus about everyone's tasks.
+void ManagerObject::send_state(const TaskId& id, const daemon::TaskEvent& event, uid_t owner) {
+  std::vector<std::string> to;
+  {
+    std::lock_guard lock(callers_mutex_);
+    for (const auto& [name, uid] : watchers_) {
+      if (uid == 0 || uid == owner) to.push_back(name);
     }
-  };
+  }
+  for (const auto& name : to) {
+    try {
+      auto signal = getObject().createSignal(kInterface, "TaskStateChanged");
+      signal.setDestination(name);
+      signal << id.alloc() << id.task() << daemon::to_string(event.state) << event.exit_code.value_or(-1)
+             << event.signal.value_or(0) << event.oom_killed;
+      getObject().emitSignal(signal);
+    } catch (const std::exception& e) {
+      spdlog::warn("could not send TaskStateChanged for {} to {}: {}", id.display(), name, e.what());
+    }
+  }
+}
+
+void ManagerObject::on_event(const TaskId& id, const daemon::TaskEvent& event) {
+  auto emit = [this, id, event] { send_state(id, event, event.owner); };
   if (options_.send_on_loop) {
     options_.send_on_loop(emit);
   } else if (!signals_.submit({emit, [] {}})) {

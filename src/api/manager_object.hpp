@@ -55,11 +55,15 @@ class ManagerObject final : public sdbus::AdaptorInterfaces<org::runscope1::Mana
   std::map<std::string, uint64_t> TaskStats(const std::string& alloc, const std::string& task) override;
   std::string TaskEvents(const std::string& alloc, const std::string& task) override;
   std::string TaskLogs(const std::string& alloc, const std::string& task) override;
+  sdbus::UnixFd OpenTaskLog(const std::string& alloc, const std::string& task, const std::string& stream) override;
+  void WatchTasks() override;
   std::map<std::string, std::string> Fingerprint() override;
   std::string CpuPool() override;
   std::string Version() override;
 
   daemon::Caller caller() const;
+  std::string sender() const;
+  void send_state(const TaskId& id, const daemon::TaskEvent& event, uid_t owner);
   template <typename T, typename Result, typename Send>
   daemon::Reply<T> reply_to(Result&& result, Send send) const;
   void on_event(const TaskId& id, const daemon::TaskEvent& event);
@@ -72,6 +76,10 @@ class ManagerObject final : public sdbus::AdaptorInterfaces<org::runscope1::Mana
   mutable std::mutex callers_mutex_;
   mutable std::unordered_map<std::string, daemon::Caller> callers_;
   mutable std::deque<std::string> callers_order_;
+  // Connections that asked for TaskStateChanged (WatchTasks), with their caller's uid: each gets
+  // its own tasks' signals (root's: all), addressed to it. Bounded, oldest forgotten first.
+  std::map<std::string, uid_t> watchers_;
+  std::deque<std::string> watchers_order_;
   // Signals are emitted from their own thread, in order: a listener runs under the TaskManager's
   // locks, and emitting there would take the bus lock after them while a method call on the bus
   // thread takes them after the bus lock (a lock-order inversion TSan caught).

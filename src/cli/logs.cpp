@@ -1,11 +1,12 @@
-// `runscope logs ALLOC TASK [-f]`: the task's output. File target: the daemon names the files
-// (stdout to our stdout, stderr to our stderr); -f follows them across rotation until the task
-// has ended and everything is read. Journal target: journalctl with the task's match fields.
+// `runscope logs ALLOC TASK [-f]`: the task's output. File target: the daemon opens the files for
+// us (stdout to our stdout, stderr to our stderr; no filesystem access needed); -f follows them
+// across rotation until the task has ended and everything is read. Journal target: journalctl with the task's match fields.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -24,13 +25,22 @@ struct Options {
   bool follow = false;
 };
 
-// One log file being read: reopened when rotation replaced it or truncation shrank it.
+// One log file being read through fds runscoped opens for us (OpenTaskLog): the files are root's
+// alone. Once the open one has nothing new, a fresh fd tells whether rotation replaced the file
+// (another inode) or truncation shrank it; the old fd is read to its end first.
 class LogFile {
  public:
-  LogFile(std::string path, int out) : path_(std::move(path)), out_(out) {}
+  using Opener = std::function<UniqueFd()>;  // an empty fd: no such file yet
+  LogFile(Opener open, int out) : open_(std::move(open)), out_(out) {}
   // Copies what is new; returns whether anything was.
   bool drain() {
-    reopen_if_replaced();
+    bool any = copy();
+    if (!any && reopen_if_replaced()) any = copy();
+    return any;
+  }
+
+ private:
+  bool copy() {
     if (!fd_) return false;
     bool any = false;
     char buf[65536];
@@ -46,18 +56,18 @@ class LogFile {
     }
     return any;
   }
-
- private:
-  void reopen_if_replaced() {
+  bool reopen_if_replaced() {
+    UniqueFd fresh = open_();
     struct stat now {};
-    if (::stat(path_.c_str(), &now) != 0) return;  // not there yet, or mid-rotation
+    if (!fresh || ::fstat(fresh.get(), &now) != 0) return false;  // not there yet, or mid-rotation
     struct stat open_one {};
     bool replaced = !fd_ || ::fstat(fd_.get(), &open_one) != 0 || open_one.st_ino != now.st_ino ||
-                    ::lseek(fd_.get(), 0, SEEK_CUR) > now.st_size;
-    if (replaced) fd_ = UniqueFd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+                    open_one.st_dev != now.st_dev || ::lseek(fd_.get(), 0, SEEK_CUR) > now.st_size;
+    if (replaced) fd_ = std::move(fresh);
+    return replaced;
   }
 
-  std::string path_;
+  Opener open_;
   int out_;
   UniqueFd fd_;
 };
@@ -81,9 +91,19 @@ int run_logs(const Globals& globals, const Options& o) {
   auto client = connect_daemon(globals);
   auto logs = client->logs(o.task.id());
   if (logs.at("target") == "journal") exec_journalctl(logs, o.follow);
+  auto opener = [&client, id = o.task.id()](const std::string& stream) {
+    return [&client, id, stream]() -> UniqueFd {
+      try {
+        return client->open_log(id, stream);
+      } catch (const Error& e) {
+        if (e.kind() == ErrorKind::not_found && client->inspect(id).is_object()) return {};  // not written yet
+        throw;
+      }
+    };
+  };
   std::vector<LogFile> files;
-  if (logs.contains("stdout")) files.emplace_back(logs["stdout"].get<std::string>(), STDOUT_FILENO);
-  if (logs.contains("stderr")) files.emplace_back(logs["stderr"].get<std::string>(), STDERR_FILENO);
+  files.emplace_back(opener("stdout"), STDOUT_FILENO);
+  files.emplace_back(opener("stderr"), STDERR_FILENO);
   auto drain_all = [&] {
     bool any = false;
     for (auto& f : files) any |= f.drain();

@@ -15,11 +15,15 @@ namespace fs = std::filesystem;
 namespace {
 
 // The state folder, made if missing. A packaged install makes it 0750 root:runscope
-// (tmpfiles.d) and that mode stays; made here, it gets 0755 so that callers can open their own
-// tasks' log files. Returns the tasks folder.
+// (tmpfiles.d) and that mode stays; made here, it gets 0700. The tasks folder is 0700 whatever an
+// older version left: nobody but root lists tasks or reads their state and logs from the
+// filesystem (a member gets its own logs as an open fd: open_log). Returns the tasks folder.
 fs::path prepare_state_dir(const fs::path& state_dir) {
-  if (fs::create_directories(state_dir)) ::chmod(state_dir.c_str(), 0755);
-  return state_dir / kTasksDir;
+  if (fs::create_directories(state_dir)) ::chmod(state_dir.c_str(), 0700);
+  auto tasks = state_dir / kTasksDir;
+  fs::create_directories(tasks);
+  if (::chmod(tasks.c_str(), 0700) != 0) throw_system_error("chmod 0700 " + tasks.string());
+  return tasks;
 }
 
 }  // namespace
@@ -66,7 +70,8 @@ TaskManager::TaskManager(cgroup::Backend& backend, cpuset::Cpusets* cpusets, Shi
       clock_(clock),
       options_(std::move(options)),
       log_(std::move(log)),
-      policy_{options_.denied_uids, options_.kill_signal, options_.kill_timeout},
+      policy_{options_.denied_uids, options_.kill_signal, options_.kill_timeout,
+              options_.quotas ? options_.quotas : std::make_shared<const quota::Quotas>()},
       admission_(options_.admission),
       writer_(prepare_state_dir(options_.state_dir)),
       pool_(options_.steps) {}
@@ -136,7 +141,15 @@ TaskManager::Policy TaskManager::policy() const {
 
 void TaskManager::set_task_policy(const config::TaskConfig& task) {
   std::lock_guard lock(policy_mutex_);
-  policy_ = {task.denied_uids, task.kill_signal, task.kill_timeout};
+  policy_.denied_uids = task.denied_uids;
+  policy_.kill_signal = task.kill_signal;
+  policy_.kill_timeout = task.kill_timeout;
+}
+
+void TaskManager::set_quotas(std::shared_ptr<const quota::Quotas> quotas) {
+  if (!quotas) quotas = std::make_shared<const quota::Quotas>();
+  std::lock_guard lock(policy_mutex_);
+  policy_.quotas = std::move(quotas);
 }
 
 void TaskManager::check_serving() const {
@@ -154,11 +167,19 @@ TaskManager::TaskPtr TaskManager::find(const TaskId& id, const Caller& caller) c
   return it->second;
 }
 
-void TaskManager::insert(const TaskPtr& task) {
+void TaskManager::insert(const TaskPtr& task, const AdmitCheck& check) {
   std::lock_guard lock(registry_mutex_);
   if (stopping_) throw Error(ErrorKind::conflict, "the daemon is shutting down");
   const TaskId& id = task->id;
+  // A member is told only that a name held by someone else's task is unavailable: whose task it
+  // is, and in what state, is not its business (root is told everything).
+  auto unavailable = [&] {
+    return Error(ErrorKind::conflict, "the name " + id.display() +
+                                          " is unavailable (its cgroup name \"" + task->cgroup_name +
+                                          "\" is in use); choose another alloc or task name");
+  };
   if (auto it = tasks_.find(id); it != tasks_.end()) {
+    if (task->owner != 0 && it->second->owner != task->owner) throw unavailable();
     std::shared_ptr<const TaskInfo> info = it->second->info;
     if (info && is_final(info->state)) {
       throw Error(ErrorKind::conflict, "task " + id.display() + " has ended but is not destroyed yet");
@@ -168,14 +189,33 @@ void TaskManager::insert(const TaskPtr& task) {
   // "a-b"/"c" and "a"/"b-c" both name the cgroup, scope and state folder "a-b-c": refuse the
   // second, or its failed start would remove the first one's state.
   if (auto it = by_cgroup_.find(task->cgroup_name); it != by_cgroup_.end()) {
+    if (task->owner != 0 && it->second->owner != task->owner) throw unavailable();
     throw Error(ErrorKind::conflict, "task " + id.display() + " would share the cgroup name \"" + task->cgroup_name +
                                          "\" with task " + it->second->id.display() +
                                          "; choose another alloc or task name");
   }
+  if (check) check(usage_of(task->owner));
   task->info = std::make_shared<const TaskInfo>(task->record.info);
   tasks_.emplace(id, task);
   by_cgroup_.emplace(task->cgroup_name, task);
   by_owner_[task->owner].insert(id);
+}
+
+// What counts against [limits]: every task of `owner` that has not ended, starts under way too
+// (their spec is published at insert, with the memory_max the quota gave them).
+quota::Usage TaskManager::usage_of(uid_t owner) const {
+  quota::Usage usage;
+  auto own = by_owner_.find(owner);
+  if (own == by_owner_.end()) return usage;
+  for (const auto& id : own->second) {
+    auto it = tasks_.find(id);
+    if (it == tasks_.end() || !it->second->info || is_final(it->second->info->state)) continue;
+    const auto& resources = it->second->info->spec.resources;
+    usage.tasks += 1;
+    usage.reserved_cores += resources.cores.value_or(0);
+    usage.memory += resources.memory_max.value_or(0);
+  }
+  return usage;
 }
 
 void TaskManager::erase(const TaskPtr& task) noexcept {
@@ -217,7 +257,12 @@ std::unique_ptr<Subscription> TaskManager::subscribe(Listener listener) {
   return std::make_unique<ListenerSlot>(*this, key);
 }
 
-void TaskManager::emit(const TaskId& id, const TaskEvent& event) {
+void TaskManager::emit(const TaskId& id, const TaskEvent& what) {
+  TaskEvent event = what;
+  {
+    std::lock_guard registry(registry_mutex_);
+    if (auto it = tasks_.find(id); it != tasks_.end()) event.owner = it->second->owner;
+  }
   std::lock_guard lock(listeners_mutex_);
   for (auto& [key, listener] : listeners_) {
     try {

@@ -38,6 +38,7 @@
 #include "daemon/task_record.hpp"
 #include "daemon/task_service.hpp"
 #include "driver/credentials.hpp"
+#include "quota/quota.hpp"
 
 namespace runscope::daemon {
 
@@ -60,6 +61,8 @@ struct ManagerOptions {
   StepPoolOptions steps;
   AdmissionLimits admission;
   std::size_t max_waiters = 32;  // callers waiting on one task's end at once
+  // [limits]: what a caller's tasks may hold (null: the built-in [limits], no override).
+  std::shared_ptr<const quota::Quotas> quotas;
 };
 
 // Where the manager says what it did that no caller asked about (recovery, cleanup failures).
@@ -84,6 +87,8 @@ class TaskManager final : public TaskService {
   // A reload's [task] section: denied_uids for every start from now on; kill_signal and
   // kill_timeout for every stop from now on of a task whose spec names none.
   void set_task_policy(const config::TaskConfig& task);
+  // A reload's [limits]: for every start from now on (tasks running keep what they hold).
+  void set_quotas(std::shared_ptr<const quota::Quotas> quotas);
 
   using TaskService::destroy;
   using TaskService::start;
@@ -97,6 +102,7 @@ class TaskManager final : public TaskService {
   cgroup::Stats stats(const TaskId& id, const Caller& caller) const override;
   std::vector<TaskEvent> events(const TaskId& id, const Caller& caller) const override;
   LogInfo logs(const TaskId& id, const Caller& caller) const override;
+  UniqueFd open_log(const TaskId& id, const std::string& stream, const Caller& caller) const override;
   CpuPoolInfo cpu_pool() const override;
   std::map<std::string, std::string> fingerprint() const override;
   std::unique_ptr<Subscription> subscribe(Listener listener) override;
@@ -114,12 +120,18 @@ class TaskManager final : public TaskService {
     std::vector<uid_t> denied_uids;
     int kill_signal;
     Duration kill_timeout;
+    std::shared_ptr<const quota::Quotas> quotas;
   };
+  // Called by insert() under the registry lock with what the owner's unended tasks hold, so two
+  // starts of one caller cannot both pass a limit; throws to refuse.
+  using AdmitCheck = std::function<void(const quota::Usage&)>;
 
   // Registry (task_manager.cpp).
   void check_serving() const;  // Error(conflict) once shutdown() began
   TaskPtr find(const TaskId& id, const Caller& caller) const;
-  void insert(const TaskPtr& task);  // throws conflict when the name (or its cgroup name) is taken
+  // Throws conflict when the name (or its cgroup name) is taken, then whatever `check` throws.
+  void insert(const TaskPtr& task, const AdmitCheck& check = {});
+  quota::Usage usage_of(uid_t owner) const;  // registry lock held
   void erase(const TaskPtr& task) noexcept;
   void publish(Task& task);                       // task's lock held: its record becomes what reads see
   void record_event(Task& task, TaskEvent event);  // task's lock held
@@ -132,8 +144,7 @@ class TaskManager final : public TaskService {
 
   // Starting (task_start.cpp).
   void prepare(const SpecSource& source, const Caller& caller, const Reply<TaskId>& reply);
-  TaskPtr admit_task(const driver::TaskSpec& spec, const Caller& caller,
-                     const std::optional<driver::Credentials>& creds);
+  TaskPtr admit_task(driver::TaskSpec& spec, const Caller& caller, const std::optional<driver::Credentials>& creds);
   void make_task(const TaskPtr& task, const driver::TaskSpec& spec, const std::optional<driver::Credentials>& creds);
   void on_control(const TaskPtr& task);
   void on_start_deadline(const TaskPtr& task);

@@ -1,6 +1,7 @@
 // TaskManager's reads and SignalTask: answered at once from what has been published, under the
 // registry's short lock only, whatever a task's operation is doing meanwhile. Counters and the
 // signal's target are read from the task's cgroup folders by path (no bus round trip).
+#include <fcntl.h>
 #include <sys/syscall.h>
 
 #include <algorithm>
@@ -102,6 +103,23 @@ std::vector<TaskEvent> TaskManager::events(const TaskId& id, const Caller& calle
   auto task = find(id, caller);
   std::lock_guard lock(registry_mutex_);
   return {task->history.begin(), task->history.end()};
+}
+
+UniqueFd TaskManager::open_log(const TaskId& id, const std::string& stream, const Caller& caller) const {
+  if (stream != "stdout" && stream != "stderr") {
+    throw Error(ErrorKind::invalid_argument, "stream: '" + stream + "' is neither stdout nor stderr");
+  }
+  auto where = logs(id, caller);  // the ownership check: someone else's task is not_found
+  if (where.target != "file") {
+    throw Error(ErrorKind::unsupported, "task " + id.display() + " logs to the journal (journalctl " +
+                                            "RUNSCOPE_ALLOC=" + id.alloc() + " RUNSCOPE_TASK=" + id.task() + ")");
+  }
+  const std::string& path = stream == "stdout" ? *where.stdout_path : *where.stderr_path;
+  // The folder is root's, so nothing the task does can put a link here; O_NOFOLLOW all the same.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
+  if (!fd && errno == ENOENT) throw Error(ErrorKind::not_found, "task " + id.display() + " has no " + stream + " log yet");
+  if (!fd) throw_system_error("open " + path);
+  return fd;
 }
 
 LogInfo TaskManager::logs(const TaskId& id, const Caller& caller) const {

@@ -29,6 +29,7 @@
 
 #include "cgroup/cgroup.hpp"
 #include "common/cpuset.hpp"
+#include "common/fd.hpp"
 #include "common/task_id.hpp"
 #include "common/units.hpp"
 #include "driver/task_spec.hpp"
@@ -54,6 +55,7 @@ struct TaskEvent {
   std::optional<int> signal;
   bool oom_killed = false;
   std::string message;  // e.g. the error that failed the task, "reattached after restart"
+  uid_t owner = 0;      // whose task: who besides root may hear of it (set by the service)
 };
 
 struct TaskInfo {
@@ -141,6 +143,10 @@ class TaskService {
   virtual cgroup::Stats stats(const TaskId& id, const Caller& caller) const = 0;
   virtual std::vector<TaskEvent> events(const TaskId& id, const Caller& caller) const = 0;
   virtual LogInfo logs(const TaskId& id, const Caller& caller) const = 0;
+  // The task's "stdout" or "stderr" log file, opened read-only for the caller after the ownership
+  // check (the files are root's alone). not_found when it has none yet; unsupported when the task
+  // logs to the journal (and by default: a service without log files).
+  virtual UniqueFd open_log(const TaskId& id, const std::string& stream, const Caller& caller) const;
   virtual CpuPoolInfo cpu_pool() const = 0;
   virtual std::map<std::string, std::string> fingerprint() const = 0;
   using Listener = std::function<void(const TaskId&, const TaskEvent&)>;

@@ -70,6 +70,29 @@ driver::ShimLaunch shim_launch(const TaskId& id, const driver::TaskSpec& spec, c
 }
 
 
+// Who [limits] sees: the caller, with the groups its tasks would run with (a caller that is not
+// root runs only as itself; root's groups never matter, it has only its own user table).
+quota::Caller quota_caller(const Caller& caller, const std::optional<driver::Credentials>& creds) {
+  quota::Caller who{caller.uid, {caller.gid}};
+  if (creds && creds->uid == caller.uid) {
+    who.gids.push_back(creds->gid);
+    who.gids.insert(who.gids.end(), creds->groups.begin(), creds->groups.end());
+  }
+  return who;
+}
+
+quota::Request quota_request(const driver::TaskSpec& spec, bool journal_by_default) {
+  quota::Request r;
+  r.cores = spec.resources.cores.value_or(0);
+  r.cpu_weight = spec.resources.cpu_weight;
+  r.memory_max = spec.resources.memory_max;
+  r.log_files = spec.log.target == driver::LogSpec::Target::file ||
+                (spec.log.target == driver::LogSpec::Target::automatic && !journal_by_default);
+  r.log_max_size = spec.log.max_size;
+  r.log_max_files = spec.log.max_files;
+  return r;
+}
+
 }  // namespace
 
 void TaskManager::start(SpecSource source, const Caller& caller, Reply<TaskId> done) {
@@ -111,7 +134,7 @@ void TaskManager::prepare(const SpecSource& source, const Caller& caller, const 
   }
 }
 
-TaskManager::TaskPtr TaskManager::admit_task(const driver::TaskSpec& spec, const Caller& caller,
+TaskManager::TaskPtr TaskManager::admit_task(driver::TaskSpec& spec, const Caller& caller,
                                              const std::optional<driver::Credentials>& creds) {
   uid_t uid = creds ? creds->uid : 0;
   if (spec.resources.cores && !cpusets_) {
@@ -119,7 +142,8 @@ TaskManager::TaskPtr TaskManager::admit_task(const driver::TaskSpec& spec, const
                 "resources.cores: this daemon runs without the cpuset reconciler" +
                     (options_.cpusets_off_reason.empty() ? "" : " (" + options_.cpusets_off_reason + ")"));
   }
-  auto denied = policy().denied_uids;  // a reload may change the list at any time
+  auto current = policy();  // a reload may change it at any time
+  const auto& denied = current.denied_uids;
   if (std::find(denied.begin(), denied.end(), uid) != denied.end()) {
     throw Error(ErrorKind::permission, "uid " + std::to_string(uid) + " is in [task] denied_uids");
   }
@@ -130,7 +154,14 @@ TaskManager::TaskPtr TaskManager::admit_task(const driver::TaskSpec& spec, const
   info.spec = spec;
   info.spec.alloc = id.alloc();
   info.manager = backend_.manager_name();
-  insert(task);  // holds the name (and its cgroup name) while the task is made
+  // Holds the name (and its cgroup name) while the task is made, if the caller's [limits] allow
+  // one more task like it given what its others hold now.
+  insert(task, [&](const quota::Usage& usage) {
+    auto decision = current.quotas->check(quota_caller(caller, creds), usage, quota_request(spec, options_.journal_logs));
+    decision.enforce();
+    spec.resources.memory_max = decision.memory_max;  // a member's task without one gets its ceiling
+    info.spec.resources.memory_max = decision.memory_max;
+  });
   return task;
 }
 
@@ -166,7 +197,7 @@ void TaskManager::make_task(const TaskPtr& task, const driver::TaskSpec& spec,
     record_text = to_json_text(task->record);
   }
   fs::create_directories(task->dir);
-  ::chmod(task->dir.c_str(), 0755);
+  ::chmod(task->dir.c_str(), 0700);  // root's alone: logs reach their owner through open_log
   // Not synced here: the start is answered only after the batch sync that covers the final
   // record, and a start that was never answered may be undone at recovery.
   write_file_atomic(task->dir / driver::kLaunchFile,

@@ -84,7 +84,8 @@ std::string reload(const DaemonArgs& args, config::Config& current, TaskManager&
     return "reload refused (bad config), running configuration kept";
   }
   ReloadTargets targets{[&manager](const config::TaskConfig& task) { manager.set_task_policy(task); },
-                        set_log_level, cpusets};
+                        set_log_level, cpusets,
+                        [&manager](std::shared_ptr<const quota::Quotas> q) { manager.set_quotas(std::move(q)); }};
   auto outcome = apply_reload(next, current, targets);
   if (!outcome.applied) {
     spdlog::error("{}", outcome.summary());

@@ -10,6 +10,8 @@ daemon::ManagerOptions manager_options(const config::Config& cfg, const driver::
   options.denied_uids = cfg.task.denied_uids;
   options.kill_signal = cfg.task.kill_signal;
   options.kill_timeout = cfg.task.kill_timeout;
+  // Names in [limits.user/group.NAME] resolve now: one that does not is a config error (exit 78).
+  options.quotas = std::make_shared<const quota::Quotas>(cfg.limits, quota::system_ids());
   options.cleanup_timeout = std::max<Duration>(options.cleanup_timeout, cfg.cgroups.systemd_timeout);
   options.journal_logs = decision.kind == driver::ManagerKind::systemd;
   // A v1 task's cgroup holds a folder fd per hierarchy (6 here): closed while the task runs.

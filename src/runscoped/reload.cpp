@@ -23,7 +23,16 @@ std::string ReloadOutcome::summary() const {
 ReloadOutcome apply_reload(const config::Config& next, config::Config& current, const ReloadTargets& targets) {
   ReloadOutcome out;
   bool cpuset_changed = !(next.cpuset == current.cpuset);
-  // The only step that can refuse goes first, so a refusal leaves everything as it was.
+  // The steps that can refuse go first, so a refusal leaves everything as it was.
+  std::shared_ptr<const quota::Quotas> quotas;
+  if (!(next.limits == current.limits)) {
+    try {
+      quotas = std::make_shared<const quota::Quotas>(next.limits, *targets.ids);
+    } catch (const std::exception& e) {
+      out.refused = std::string("[limits]: ") + e.what();
+      return out;
+    }
+  }
   if (cpuset_changed && targets.cpusets) {
     try {
       targets.cpusets->replan(next.cpuset);
@@ -41,6 +50,11 @@ ReloadOutcome apply_reload(const config::Config& next, config::Config& current, 
     if (targets.set_task_policy) targets.set_task_policy(next.task);
     current.task = next.task;
     out.changed.push_back("[task]");
+  }
+  if (quotas) {
+    if (targets.set_quotas) targets.set_quotas(quotas);
+    current.limits = next.limits;
+    out.changed.push_back("[limits]");
   }
   if (next.daemon.log_level != current.daemon.log_level) {
     if (targets.set_log_level) targets.set_log_level(next.daemon.log_level);

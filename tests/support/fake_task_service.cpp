@@ -1,5 +1,7 @@
 #include "support/fake_task_service.hpp"
 
+#include <fcntl.h>
+
 #include <nlohmann/json.hpp>
 
 namespace runscope::testing {
@@ -147,6 +149,14 @@ daemon::LogInfo FakeTaskService::logs(const TaskId& id, const daemon::Caller& ca
   info.stdout_path = (log_dir / (id.cgroup_name() + ".stdout")).string();
   info.stderr_path = (log_dir / (id.cgroup_name() + ".stderr")).string();
   return info;
+}
+
+UniqueFd FakeTaskService::open_log(const TaskId& id, const std::string& stream, const daemon::Caller& caller) const {
+  auto info = logs(id, caller);
+  const std::string& path = stream == "stdout" ? *info.stdout_path : *info.stderr_path;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw Error(ErrorKind::not_found, "no " + stream + " log yet");
+  return fd;
 }
 
 daemon::CpuPoolInfo FakeTaskService::cpu_pool() const {

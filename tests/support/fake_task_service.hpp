@@ -30,6 +30,7 @@ class FakeTaskService final : public daemon::TaskService {
   cgroup::Stats stats(const TaskId& id, const daemon::Caller& caller) const override;
   std::vector<daemon::TaskEvent> events(const TaskId& id, const daemon::Caller& caller) const override;
   daemon::LogInfo logs(const TaskId& id, const daemon::Caller& caller) const override;
+  UniqueFd open_log(const TaskId& id, const std::string& stream, const daemon::Caller& caller) const override;
   daemon::CpuPoolInfo cpu_pool() const override;
   std::map<std::string, std::string> fingerprint() const override;
   std::unique_ptr<daemon::Subscription> subscribe(Listener listener) override;

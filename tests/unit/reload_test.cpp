@@ -30,6 +30,15 @@ class MemoryApplier final : public cpuset::Applier {
   std::map<TaskId, CpuSet> tasks;
 };
 
+// Knows only root and uid 1000 ("alice").
+class NoIds final : public quota::IdResolver {
+ public:
+  std::optional<uid_t> user(const std::string& n) const override {
+    return n == "alice" ? std::optional<uid_t>(1000) : std::nullopt;
+  }
+  std::optional<gid_t> group(const std::string&) const override { return std::nullopt; }
+};
+
 class AReload : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -40,12 +49,14 @@ class AReload : public ::testing::Test {
   }
   ReloadTargets targets() {
     return {[this](const config::TaskConfig& t) { policy_ = t; }, [this](const std::string& l) { level_ = l; },
-            &cpusets_};
+            &cpusets_, [this](std::shared_ptr<const quota::Quotas> q) { quotas_ = std::move(q); }, &ids_};
   }
 
   config::Config current_, next_;
   std::optional<config::TaskConfig> policy_;
   std::string level_;
+  std::shared_ptr<const quota::Quotas> quotas_;
+  NoIds ids_;
   MemoryApplier applier_;
   FakeClock clock_;
   cpuset::Cpusets cpusets_{cpuset::Planner(cpuset::Topology::synthetic(1, 4, 1), CpuSet::parse("0-3"), {}, 1),
@@ -88,6 +99,31 @@ TEST_F(AReload, RefusesCpusetsThatCannotHoldTheReservationsAndChangesNothing) {
   EXPECT_EQ(current_.task, before.task);
   EXPECT_EQ(current_.cpuset, before.cpuset);
   EXPECT_EQ(cpusets_.desired().tasks.at(TaskId("a", "t")), held);
+}
+
+TEST_F(AReload, HandsNewLimitsToTheDaemonForTheNextStart) {
+  next_.limits.defaults.tasks = 3;
+  next_.limits.users = {config::LimitOverride{"alice", config::LimitValues{{}, {}, 500, {}, {}, {}}, "f:3:1"}};
+  auto out = apply_reload(next_, current_, targets());
+  ASSERT_TRUE(out.applied) << out.refused;
+  ASSERT_TRUE(quotas_);
+  auto alice = quotas_->limits_for(quota::Caller{1000, {}});
+  EXPECT_EQ(alice.tasks.value, 3u);
+  EXPECT_EQ(alice.cpu_weight.value, 500u);
+  EXPECT_EQ(current_.limits, next_.limits);
+  EXPECT_THAT(out.summary(), HasSubstr("[limits]"));
+}
+
+TEST_F(AReload, RefusesLimitsNamingAnUnknownUserAndChangesNothing) {
+  next_.limits.users = {config::LimitOverride{"mallory", config::LimitValues{1, {}, {}, {}, {}, {}}, "f:7:1"}};
+  next_.task.denied_uids = {1234};
+  auto before = current_;
+  auto out = apply_reload(next_, current_, targets());
+  EXPECT_FALSE(out.applied);
+  EXPECT_THAT(out.summary(), HasSubstr("mallory"));
+  EXPECT_FALSE(quotas_);
+  EXPECT_FALSE(policy_);
+  EXPECT_EQ(current_.limits, before.limits);
 }
 
 TEST_F(AReload, NamesWhatNeedsARestartAndKeepsItsRunningValue) {
