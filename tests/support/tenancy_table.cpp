@@ -133,7 +133,8 @@ std::string as(const driver::Credentials& who, const std::function<std::string()
 }
 
 std::string shell_spec_json(const std::string& alloc, const std::string& task, const std::string& script) {
-  return nlohmann::json{{"alloc", alloc}, {"task", task},
+  // Files on both paths (the systemd path's default is the journal), so OpenTaskLog has one to open.
+  return nlohmann::json{{"alloc", alloc}, {"task", task}, {"log", {{"target", "file"}}},
                         {"config", {{"command", "/bin/sh"}, {"args", {"-c", script}}}}}.dump();
 }
 

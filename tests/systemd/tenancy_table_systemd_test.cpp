@@ -31,7 +31,6 @@ class ASharedRunscopedOnSystemd : public ::testing::Test {
     notify_ = std::make_unique<testing::NotifySocket>(tmp_.path());
     ::chmod(tmp_.path().c_str(), 0755);
     auto config = tmp_.path() / "runscope.toml";
-    // Logs to files (not the journal), so OpenTaskLog has something to open on this path too.
     std::ofstream(config) << "[cgroups]\nmanager = \"systemd\"\nparent = \"" << parent_ << ".slice\"\n"
                           << "[daemon]\nstate_dir = \"" << (tmp_.path() / "state").string() << "\"\n";
     daemon_ = std::make_unique<testing::DaemonProcess>(bus_->address(), config, tmp_.path() / "daemon.log", *notify_);
