@@ -244,7 +244,7 @@ void ManagerObject::send_state(const TaskId& id, const daemon::TaskEvent& event,
   }
   for (const auto& name : to) {
     try {
-      auto signal = getObject().createSignal(kInterface, "TaskStateChanged");
+      auto signal = compat::signal(getObject(), kInterface, "TaskStateChanged");
       signal.setDestination(name);
       signal << id.alloc() << id.task() << daemon::to_string(event.state) << event.exit_code.value_or(-1)
              << event.signal.value_or(0) << event.oom_killed;

@@ -37,6 +37,10 @@ sdbus::MethodCall method_call(sdbus::IProxy& proxy, const std::string& interface
   return proxy.createMethodCall(sdbus::InterfaceName(interface), sdbus::MethodName(method));
 }
 
+sdbus::Signal signal(sdbus::IObject& object, const std::string& interface, const std::string& member) {
+  return object.createSignal(sdbus::InterfaceName(interface), sdbus::SignalName(member));
+}
+
 sdbus::PendingAsyncCall call_async(sdbus::IProxy& proxy, const sdbus::MethodCall& call, ReplyHandler on_reply,
                                    std::uint64_t timeout_usec) {
   return proxy.callMethodAsync(
@@ -58,6 +62,10 @@ void release_name(sdbus::IConnection& connection, const std::string& name) { con
 sdbus::Error make_error(const std::string& name, const std::string& message) { return sdbus::Error(name, message); }
 
 bool process_pending(sdbus::IConnection& connection) { return connection.processPendingRequest(); }
+
+sdbus::Signal signal(sdbus::IObject& object, const std::string& interface, const std::string& member) {
+  return object.createSignal(interface, member);
+}
 
 PollSet poll_set(const sdbus::IConnection& connection) {
   const auto data = connection.getEventLoopPollData();

@@ -49,6 +49,8 @@ PollSet poll_set(const sdbus::IConnection& connection);
 std::unique_ptr<sdbus::IProxy> make_proxy(sdbus::IConnection& connection, const std::string& service,
                                           const std::string& object_path);
 sdbus::MethodCall method_call(sdbus::IProxy& proxy, const std::string& interface, const std::string& method);
+// A signal to fill and emit by hand (one addressed to a single destination, say).
+sdbus::Signal signal(sdbus::IObject& object, const std::string& interface, const std::string& member);
 // Called once, on the connection's loop thread: `error` is null on success.
 using ReplyHandler = std::function<void(sdbus::MethodReply& reply, const sdbus::Error* error)>;
 sdbus::PendingAsyncCall call_async(sdbus::IProxy& proxy, const sdbus::MethodCall& call, ReplyHandler on_reply,
