@@ -94,6 +94,7 @@ class FakeBackend final : public cgroup::Backend {
     ids.push_back(id);
     this->limits.push_back(limits);
     state = std::make_shared<FakeCgroupState>();
+    if (prepare) prepare(*state);
     if (!folder_root.empty()) {
       state->folder = folder_root / id.cgroup_name();
       std::filesystem::create_directories(state->folder);
@@ -105,6 +106,7 @@ class FakeBackend final : public cgroup::Backend {
   void remove_stray_supervisors(const std::set<std::string>& running) override { stray_calls.push_back(running); }
 
   std::filesystem::path folder_root;  // when set, each cgroup gets a folder there (see FakeCgroupState)
+  std::function<void(FakeCgroupState&)> prepare;  // when set, called on each new cgroup's state
   std::vector<TaskId> ids;
   std::vector<cgroup::Limits> limits;
   std::shared_ptr<FakeCgroupState> state;  // of the last cgroup made
