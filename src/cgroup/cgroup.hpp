@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,28 @@ enum class KillMethod {
   automatic,    // cgroup.kill where the kernel has it, else freeze-kill-thaw
   freeze,       // always freeze, SIGKILL every pid, thaw
   cgroup_kill,  // v2 cgroup.kill only; Error(unsupported) where missing
+};
+
+// Where one task's supervisor (runscope-shim) runs: never in the daemon's own cgroup, which a
+// `systemctl stop`/`kill` of the daemon's unit, KillMode=control-group or an OOM kill inside it
+// would take along (and the task's exit status with it), and never in the task's, whose kill would.
+// cgroupfs: one shared folder `<parent>/supervisors` in each hierarchy (task cgroup names always
+// hold a '-', so no task can be called that); systemd: a cgroup per shim below one delegated
+// supervisors' scope. Handed out by TaskCgroup::supervisor_home().
+class SupervisorHome {
+ public:
+  virtual ~SupervisorHome() = default;
+
+  // Files the freshly forked shim writes "0" to before it execs, so it runs in its home from its
+  // first instruction (v1: each hierarchy's `tasks`; v2: `cgroup.procs`). Borrowed: open as long
+  // as this home lives. Makes the home when needed; throws when it can't.
+  virtual std::vector<int> join_fds() const = 0;
+
+  // A shim that already runs (reattached after a restart; an older runscoped left it in its own
+  // cgroup) is moved in, unless it is home already. Throws on failure; the shim keeps running.
+  virtual void move_in(pid_t shim) = 0;
+
+  virtual std::string location() const = 0;
 };
 
 // One task's confinement. Owning: the destructor kills what is left and removes the cgroup(s),
@@ -117,6 +140,10 @@ class TaskCgroup {
   // For humans and `inspect`: the cgroup path(s) or the unit name.
   virtual std::string location() const = 0;
 
+  // Where this task's supervisor runs (see SupervisorHome). Null: wherever the launcher runs
+  // (backends that have no home to give, and test fakes).
+  virtual SupervisorHome* supervisor_home() const { return nullptr; }
+
   // Lets go without touching anything: the destructor then leaves the cgroup and its processes
   // (the daemon stopping with tasks left running, to adopt them again after its restart).
   // Backends that cannot do this keep their destructor's cleanup.
@@ -143,6 +170,11 @@ class Backend {
   // The task cgroups that exist under the parent (their folder names, partitions included), so
   // the daemon can remove the ones no task owns. Empty where the backend can't tell.
   virtual std::vector<std::pair<std::string, CpuPartition>> existing() const { return {}; }
+
+  // Restart recovery, after every task was recovered: removes the supervisor homes that serve
+  // none of the tasks still running (their cgroup names in `running`). systemd: stops such
+  // shims' cgroups (killing what is left in them). cgroupfs: nothing (one shared folder).
+  virtual void remove_stray_supervisors(const std::set<std::string>& running) { (void)running; }
 };
 
 }  // namespace runscope::cgroup

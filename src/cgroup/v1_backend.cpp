@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <tuple>
 
+#include "cgroup/supervisor_home.hpp"
 #include "cgroup/util.hpp"
 #include "cgroup/v1_task.hpp"
 #include "cgroup/v2_backend.hpp"
@@ -68,7 +70,10 @@ class CpusetParentCache {
 
 class V1Backend final : public Backend {
  public:
-  explicit V1Backend(V1Options options) : o_(std::move(options)) { cg_check_parent(o_.parent); }
+  explicit V1Backend(V1Options options) : o_(std::move(options)) {
+    cg_check_parent(o_.parent);
+    supervisors_ = make_supervisor_folders();
+  }
 
   std::string manager_name() const override { return "cgroupfs"; }
 
@@ -84,7 +89,7 @@ class V1Backend final : public Backend {
     try {
       for (auto& h : hierarchies) make(h, limits.partition, made);
       apply_limits(hierarchies, limits);
-      return std::make_unique<V1TaskCgroup>(std::move(hierarchies), *o_.clock, o_.ops, o_.proc_root);
+      return std::make_unique<V1TaskCgroup>(std::move(hierarchies), *o_.clock, o_.ops, o_.proc_root, supervisors_);
     } catch (...) {
       for (auto it = made.rbegin(); it != made.rend(); ++it) o_.ops.remove_dir(*it);
       throw;
@@ -102,7 +107,7 @@ class V1Backend final : public Backend {
     for (auto& h : hierarchies) {
       if (!h.owned || fs::is_directory(h.dir)) present.push_back(std::move(h));
     }
-    return std::make_unique<V1TaskCgroup>(std::move(present), *o_.clock, o_.ops, o_.proc_root);
+    return std::make_unique<V1TaskCgroup>(std::move(present), *o_.clock, o_.ops, o_.proc_root, supervisors_);
   }
 
   std::vector<std::pair<std::string, CpuPartition>> existing() const override {
@@ -112,7 +117,7 @@ class V1Backend final : public Backend {
       std::error_code ec;
       for (const auto& e : fs::directory_iterator(base, ec)) {
         auto name = e.path().filename().string();
-        if (!e.is_directory() || name == kSharedPartition) continue;
+        if (!e.is_directory() || name == kSharedPartition || name == kSupervisorsFolder) continue;
         if (name != kReservedPartition) {
           found.emplace(name, CpuPartition::none);
           continue;
@@ -165,6 +170,32 @@ class V1Backend final : public Backend {
       out.push_back(std::move(h));
     }
     return out;
+  }
+
+  // Every shim's home: `<parent>/supervisors` in each hierarchy a task may use, cpuset included
+  // (with the parent's cpus and mems), so no hierarchy leaves a shim in the daemon's own cgroup.
+  // Made when the first shim needs it; cpuset first, as for tasks.
+  std::shared_ptr<const SupervisorFolders> make_supervisor_folders() const {
+    std::vector<SupervisorFolder> folders;
+    std::vector<std::tuple<fs::path, fs::path, bool>> levels;  // mount, folder relative to it, cpuset
+    for (const auto& h : plan("x", CpuPartition::none, true)) {
+      const auto dir = h.dir.parent_path() / kSupervisorsFolder;
+      SupervisorFolder f{dir, v1file::kTasks, h.controllers.front(), "/" + dir.lexically_relative(h.mount).string()};
+      auto level = std::make_tuple(h.mount, f.dir.lexically_relative(h.mount), h.has("cpuset"));
+      if (h.has("cpuset")) {
+        folders.insert(folders.begin(), f);
+      } else {
+        folders.push_back(f);
+      }
+      levels.push_back(level);
+    }
+    auto make = [this, levels] {
+      for (const auto& [mount, relative, cpuset] : levels) {
+        cg_make_path(o_.ops, mount, relative);
+        if (cpuset) inherit_along(mount, relative);
+      }
+    };
+    return std::make_shared<SupervisorFolders>(std::move(folders), std::move(make), o_.proc_root);
   }
 
   // The parent folder, relative to the hierarchy's root.
@@ -248,6 +279,7 @@ class V1Backend final : public Backend {
 
   V1Options o_;
   mutable CpusetParentCache cpuset_cache_;
+  std::shared_ptr<const SupervisorFolders> supervisors_;
 };
 
 }  // namespace

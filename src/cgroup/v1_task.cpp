@@ -27,9 +27,13 @@ bool V1Hierarchy::has(const std::string& controller) const {
   return std::find(controllers.begin(), controllers.end(), controller) != controllers.end();
 }
 
-V1TaskCgroup::V1TaskCgroup(std::vector<V1Hierarchy> hierarchies, Clock& clock, CgroupFsOps ops,
-                           fs::path proc_root)
-    : hierarchies_(std::move(hierarchies)), clock_(clock), ops_(std::move(ops)), proc_root_(std::move(proc_root)) {
+V1TaskCgroup::V1TaskCgroup(std::vector<V1Hierarchy> hierarchies, Clock& clock, CgroupFsOps ops, fs::path proc_root,
+                           std::shared_ptr<const SupervisorFolders> supervisors)
+    : hierarchies_(std::move(hierarchies)),
+      clock_(clock),
+      ops_(std::move(ops)),
+      proc_root_(std::move(proc_root)),
+      supervisors_(std::move(supervisors)) {
   for (const auto& h : hierarchies_) dirs_.push_back(V2Dir::open(h.dir));
 }
 
@@ -200,6 +204,12 @@ Folders V1TaskCgroup::folders() const {
     for (const auto& c : h.controllers) f.v1.emplace(c, h.dir);
   }
   return f;
+}
+
+SupervisorHome* V1TaskCgroup::supervisor_home() const {
+  if (!supervisors_) return nullptr;
+  if (!home_) home_ = std::make_unique<FolderSupervisorHome>(supervisors_);
+  return home_.get();
 }
 
 std::string V1TaskCgroup::location() const {

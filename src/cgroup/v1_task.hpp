@@ -2,11 +2,13 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "cgroup/cgroup.hpp"
 #include "cgroup/fs_ops.hpp"
+#include "cgroup/supervisor_home.hpp"
 #include "cgroup/v2_dir.hpp"
 
 namespace runscope::cgroup {
@@ -22,8 +24,9 @@ struct V1Hierarchy {
 
 class V1TaskCgroup final : public TaskCgroup {
  public:
-  V1TaskCgroup(std::vector<V1Hierarchy> hierarchies, Clock& clock, CgroupFsOps ops,
-               std::filesystem::path proc_root);
+  // `supervisors`: where the task's shim runs (null: no home, the launcher's own cgroup).
+  V1TaskCgroup(std::vector<V1Hierarchy> hierarchies, Clock& clock, CgroupFsOps ops, std::filesystem::path proc_root,
+               std::shared_ptr<const SupervisorFolders> supervisors = nullptr);
   ~V1TaskCgroup() override;
 
   std::vector<UniqueFd> open_join_files() const override;
@@ -36,6 +39,7 @@ class V1TaskCgroup final : public TaskCgroup {
   Stats stats() const override;
   Folders folders() const override;
   std::string location() const override;
+  SupervisorHome* supervisor_home() const override;
   void disown() noexcept override { destroyed_ = true; }
 
  private:
@@ -51,6 +55,8 @@ class V1TaskCgroup final : public TaskCgroup {
   Clock& clock_;
   CgroupFsOps ops_;
   std::filesystem::path proc_root_;
+  std::shared_ptr<const SupervisorFolders> supervisors_;
+  mutable std::unique_ptr<FolderSupervisorHome> home_;  // made when first asked for
   bool destroyed_ = false;
 };
 

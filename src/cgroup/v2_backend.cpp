@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <sstream>
 
+#include "cgroup/host.hpp"
+#include "cgroup/supervisor_home.hpp"
 #include "cgroup/util.hpp"
 #include "cgroup/v2_dir.hpp"
 #include "common/error.hpp"
@@ -41,8 +43,8 @@ std::vector<std::pair<std::string, const char*>> required_controllers(const Limi
 
 class V2TaskCgroup final : public TaskCgroup {
  public:
-  V2TaskCgroup(V2Dir dir, Clock& clock, CgroupFsOps ops)
-      : dir_(std::move(dir)), clock_(clock), ops_(std::move(ops)) {}
+  V2TaskCgroup(V2Dir dir, Clock& clock, CgroupFsOps ops, std::shared_ptr<const SupervisorFolders> supervisors)
+      : dir_(std::move(dir)), clock_(clock), ops_(std::move(ops)), supervisors_(std::move(supervisors)) {}
 
   ~V2TaskCgroup() override {
     try {
@@ -88,17 +90,32 @@ class V2TaskCgroup final : public TaskCgroup {
   Folders folders() const override { return Folders{dir_.path(), {}}; }
   std::string location() const override { return dir_.path().string(); }
   void disown() noexcept override { destroyed_ = true; }
+  SupervisorHome* supervisor_home() const override {
+    if (!home_) home_ = std::make_unique<FolderSupervisorHome>(supervisors_);
+    return home_.get();
+  }
 
  private:
   V2Dir dir_;
   Clock& clock_;
   CgroupFsOps ops_;
+  std::shared_ptr<const SupervisorFolders> supervisors_;
+  mutable std::unique_ptr<FolderSupervisorHome> home_;  // made when first asked for
   bool destroyed_ = false;
 };
 
 class V2Backend final : public Backend {
  public:
-  explicit V2Backend(V2Options options) : o_(std::move(options)) { cg_check_parent(o_.parent); }
+  explicit V2Backend(V2Options options) : o_(std::move(options)) {
+    cg_check_parent(o_.parent);
+    // Every shim's home, `<parent>/supervisors`, made when the first shim needs it: a leaf beside
+    // the tasks, so the parent itself stays free of processes (the no-internal-process rule).
+    SupervisorFolder folder{o_.root / o_.parent / kSupervisorsFolder, v2file::kProcs, kUnifiedKey,
+                            "/" + (o_.parent / kSupervisorsFolder).relative_path().string()};
+    supervisors_ = std::make_shared<SupervisorFolders>(std::vector<SupervisorFolder>{folder}, [this] {
+      cg_make_path(o_.ops, o_.root, o_.parent / kSupervisorsFolder);
+    });
+  }
 
   std::string manager_name() const override { return "cgroupfs"; }
 
@@ -117,7 +134,7 @@ class V2Backend final : public Backend {
       made.push_back(task);
       auto dir = V2Dir::open(task);
       apply_limits(dir, limits);
-      return std::make_unique<V2TaskCgroup>(std::move(dir), *o_.clock, o_.ops);
+      return std::make_unique<V2TaskCgroup>(std::move(dir), *o_.clock, o_.ops, supervisors_);
     } catch (...) {
       rollback(made, limits.partition != CpuPartition::none ? o_.root / folder : fs::path());
       throw;
@@ -130,7 +147,7 @@ class V2Backend final : public Backend {
     }
     fs::path task = o_.root / partition_folder(partition) / name;
     if (!fs::is_directory(task)) throw Error(ErrorKind::not_found, "no cgroup " + task.string());
-    return std::make_unique<V2TaskCgroup>(V2Dir::open(task), *o_.clock, o_.ops);
+    return std::make_unique<V2TaskCgroup>(V2Dir::open(task), *o_.clock, o_.ops, supervisors_);
   }
 
   std::vector<std::pair<std::string, CpuPartition>> existing() const override {
@@ -140,7 +157,10 @@ class V2Backend final : public Backend {
       for (const auto& e : fs::directory_iterator(o_.root / partition_folder(p), ec)) {
         auto name = e.path().filename().string();
         if (!e.is_directory()) continue;
-        if (p == CpuPartition::none && (name == kSharedPartition || name == kReservedPartition)) continue;
+        if (p == CpuPartition::none &&
+            (name == kSharedPartition || name == kReservedPartition || name == kSupervisorsFolder)) {
+          continue;
+        }
         out.emplace_back(name, p);
       }
     }
@@ -209,6 +229,7 @@ class V2Backend final : public Backend {
   }
 
   V2Options o_;
+  std::shared_ptr<const SupervisorFolders> supervisors_;
 };
 
 }  // namespace

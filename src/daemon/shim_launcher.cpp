@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/shim_path.hpp"
 #include "driver/shim_protocol.hpp"
 
 namespace runscope::daemon {
@@ -22,7 +23,8 @@ namespace fs = std::filesystem;
 constexpr int kControlFd = 3;
 constexpr int kCgroupFd = 4;
 constexpr int kScratchFdBase = 10;
-constexpr const char* kInstalledShim = "/usr/libexec/runscope/runscope-shim";
+// The forked shim could not join its supervisor home (cgroup/cgroup.hpp SupervisorHome).
+constexpr int kJoinFailed = 125;
 
 // The shim sends the kind as its number (driver/shim_protocol.hpp); unknown numbers are system.
 ErrorKind kind_numbered(const std::string& text) {
@@ -44,8 +46,14 @@ pid_t parse_pid(const std::string& text) {
   return 0;
 }
 
-// Only async-signal-safe calls between fork and exec: the daemon has other threads.
-[[noreturn]] void exec_shim(char* const* argv, int control, int cgroup_fd, int devnull, const rlimit* nofile) {
+// Only async-signal-safe calls between fork and exec: the daemon has other threads. The child
+// first moves itself into its supervisor home (writing "0" moves the writer), so not one of its
+// instructions runs in the daemon's own cgroup, which a stop or kill of the daemon's unit empties.
+[[noreturn]] void exec_shim(char* const* argv, int control, int cgroup_fd, int devnull, const rlimit* nofile,
+                            const std::vector<int>& joins) {
+  for (int fd : joins) {
+    if (::write(fd, "0", 1) != 1) ::_exit(kJoinFailed);
+  }
   int c = ::fcntl(control, F_DUPFD, kScratchFdBase);
   int g = cgroup_fd >= 0 ? ::fcntl(cgroup_fd, F_DUPFD, kScratchFdBase) : -1;
   if (c < 0 || (cgroup_fd >= 0 && g < 0)) ::_exit(127);
@@ -79,12 +87,20 @@ ShimMessage parse_shim_message(const std::string& text) {
   return m;
 }
 
-void kill_and_reap(const UniqueFd& pidfd) noexcept {
-  if (!pidfd) return;
-  ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+siginfo_t kill_and_reap(const UniqueFd& pidfd) noexcept {
   siginfo_t info{};
+  if (!pidfd) return info;
+  // A shim already exiting keeps the status it exits with: the signal cannot change it.
+  ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
   while (::waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &info, WEXITED) < 0 && errno == EINTR) {
   }
+  return info;
+}
+
+Error shim_gone(const siginfo_t& reaped, const cgroup::SupervisorHome* home) {
+  if (reaped.si_code == CLD_EXITED && reaped.si_status == kJoinFailed && home != nullptr)
+    return Error(ErrorKind::system, "runscope-shim could not join its supervisors' cgroup " + home->location());
+  return Error(ErrorKind::system, "runscope-shim exited before starting the task");
 }
 
 SpawnedShim ExecShimLauncher::spawn(const fs::path& task_dir, const cgroup::TaskCgroup& cg) {
@@ -100,9 +116,14 @@ SpawnedShim ExecShimLauncher::spawn(const fs::path& task_dir, const cgroup::Task
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
 
+  cgroup::SupervisorHome* home = cg.supervisor_home();
+  const std::vector<int> joins = home ? home->join_fds() : std::vector<int>{};
+
   pid_t pid = ::fork();
   if (pid < 0) throw_system_error("fork runscope-shim");
-  if (pid == 0) exec_shim(argv.data(), theirs.get(), cgroup_fd, devnull.get(), task_nofile_ ? &*task_nofile_ : nullptr);
+  if (pid == 0) {
+    exec_shim(argv.data(), theirs.get(), cgroup_fd, devnull.get(), task_nofile_ ? &*task_nofile_ : nullptr, joins);
+  }
   SpawnedShim shim;
   shim.pid = pid;
   shim.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
@@ -130,7 +151,7 @@ LaunchedShim ShimLauncher::launch(const fs::path& task_dir, cgroup::TaskCgroup& 
       if (n < 0) throw_system_error("poll the shim channel");
       if (n == 0) throw Error(ErrorKind::timeout, "runscope-shim did not start " + task_dir.string() + " in time");
       auto text = driver::receive_message(spawned.control.get());
-      if (!text) throw Error(ErrorKind::system, "runscope-shim exited before starting the task");
+      if (!text) throw shim_gone(kill_and_reap(shim.pidfd), cg.supervisor_home());
       auto msg = parse_shim_message(*text);
       if (msg.kind == ShimMessage::Kind::place) {
         try {
@@ -162,14 +183,6 @@ std::optional<rlimit> raise_fd_limit() noexcept {
   return original;
 }
 
-fs::path default_shim_path() {
-  std::error_code ec;
-  auto self = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    auto beside = self.parent_path() / "runscope-shim";
-    if (fs::exists(beside, ec)) return beside;
-  }
-  return kInstalledShim;
-}
+fs::path default_shim_path() { return shim_binary(); }
 
 }  // namespace runscope::daemon

@@ -4,6 +4,7 @@
 // The seam the manager's tests replace.
 #pragma once
 
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -54,8 +55,13 @@ struct ShimMessage {
 };
 ShimMessage parse_shim_message(const std::string& text);
 
-// SIGKILLs a shim of ours and reaps it (a start that failed after it was spawned).
-void kill_and_reap(const UniqueFd& pidfd) noexcept;
+// SIGKILLs a shim of ours and reaps it (a start that failed after it was spawned); how it ended
+// (zeroed when there was no shim or it was reaped already).
+siginfo_t kill_and_reap(const UniqueFd& pidfd) noexcept;
+
+// Why a shim's channel closed before it started the task, from how it ended (`reaped`): a shim
+// that could not join its supervisor home (`home`, may be null) is named so.
+Error shim_gone(const siginfo_t& reaped, const cgroup::SupervisorHome* home);
 
 class ExecShimLauncher final : public ShimLauncher {
  public:

@@ -109,12 +109,14 @@ void TaskManager::shutdown(bool leave_running) {
     for (const auto& [id, t] : tasks_) all.push_back(t);
   }
   auto gone = std::make_exception_ptr(Error(ErrorKind::conflict, "runscoped is shutting down; the task keeps running"));
+  bool any_running = false;
   for (const auto& t : all) {
     std::vector<Reply<>> waiters;
     bool starting;
     {
       std::lock_guard lock(t->mutex);
       starting = t->phase == Phase::starting;
+      any_running = any_running || (!starting && !is_final(t->record.info.state));
       waiters.swap(t->end_waiters);
       waiters.insert(waiters.end(), t->gone_waiters.begin(), t->gone_waiters.end());
       t->gone_waiters.clear();
@@ -126,6 +128,8 @@ void TaskManager::shutdown(bool leave_running) {
       t->cg->disown();  // running tasks stay; their cgroups are adopted after the restart
     }
   }
+  // No task left to supervise (e.g. the package is being removed): no supervisors' home lingers.
+  if (!any_running) remove_stray_supervisors({});
 }
 
 void TaskManager::log(const std::string& line) const {

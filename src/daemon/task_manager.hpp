@@ -176,7 +176,9 @@ class TaskManager final : public TaskService {
   // Recovery (task_recovery.cpp, task_rebuild.cpp).
   void recover_one(const std::filesystem::path& dir);
   std::optional<TaskRecord> rebuild_record(const std::filesystem::path& dir, const std::string& why);
-  void remove_unowned_cgroups();
+  void remove_unowned_cgroups();  // and the supervisor homes of tasks that no longer run
+  void remove_stray_supervisors(const std::set<std::string>& running) noexcept;  // logs failures
+  void move_shim_home(cgroup::TaskCgroup* cg, pid_t shim, const TaskId& id);
 
   cgroup::Backend& backend_;
   cpuset::Cpusets* cpusets_;

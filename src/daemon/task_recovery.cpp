@@ -3,6 +3,7 @@
 #include <sys/syscall.h>
 
 #include <algorithm>
+#include <set>
 
 #include "common/error.hpp"
 #include "daemon/task_internal.hpp"
@@ -26,6 +27,18 @@ UniqueFd open_shim(const TaskRecord& r) {
 }
 
 }  // namespace
+
+// A shim that an older runscoped left in its own cgroup (where a stop or kill of the daemon's unit
+// would take it, and the task's exit status with it) is moved to its supervisor home.
+void TaskManager::move_shim_home(cgroup::TaskCgroup* cg, pid_t shim, const TaskId& id) {
+  auto* home = cg ? cg->supervisor_home() : nullptr;
+  if (!home) return;
+  try {
+    home->move_in(shim);
+  } catch (const std::exception& e) {
+    log(id.display() + ": its supervisor (pid " + std::to_string(shim) + ") stays where it is: " + e.what());
+  }
+}
 
 void TaskManager::recover() {
   fs::path root = options_.state_dir / kTasksDir;
@@ -84,6 +97,7 @@ void TaskManager::recover_one(const fs::path& dir) {
       cpusets_->add_shared_task();
     }
     TaskEvent event{TaskState::running, std::chrono::system_clock::now(), {}, {}, false, "reattached after restart"};
+    move_shim_home(task->cg.get(), record.shim_pid, id);  // before the reactor can see the task
     {
       std::lock_guard lock(task->mutex);
       release_cgroup(*task);  // before the reactor can see it: nothing else acts on it yet
@@ -103,6 +117,13 @@ void TaskManager::recover_one(const fs::path& dir) {
 }
 
 void TaskManager::remove_unowned_cgroups() {
+  std::set<std::string> running;  // of the tasks recovered: whose supervisor homes stay
+  {
+    std::lock_guard lock(registry_mutex_);
+    for (const auto& [id, t] : tasks_) {
+      if (t->info && !is_final(t->info->state)) running.insert(t->cgroup_name);
+    }
+  }
   for (const auto& [name, partition] : backend_.existing()) {
     {
       std::lock_guard lock(registry_mutex_);
@@ -115,6 +136,15 @@ void TaskManager::remove_unowned_cgroups() {
     } catch (const std::exception& e) {
       log("removing unowned cgroup " + name + ": " + e.what());
     }
+  }
+  remove_stray_supervisors(running);
+}
+
+void TaskManager::remove_stray_supervisors(const std::set<std::string>& running) noexcept {
+  try {
+    backend_.remove_stray_supervisors(running);
+  } catch (const std::exception& e) {
+    log(std::string("removing supervisor homes that no running task owns: ") + e.what());
   }
 }
 

@@ -228,10 +228,7 @@ void TaskManager::on_control(const TaskPtr& task) {
   } catch (...) {
     return fail_start(task, std::current_exception());
   }
-  if (!text) {
-    return fail_start(task, std::make_exception_ptr(
-                                Error(ErrorKind::system, "runscope-shim exited before starting the task")));
-  }
+  if (!text) return fail_start(task, nullptr);  // the shim left: undo_start says why once it is reaped
   auto msg = parse_shim_message(*text);
   if (msg.kind == ShimMessage::Kind::place) {
     flow->step_in_flight = true;
@@ -369,7 +366,8 @@ void TaskManager::started(const TaskPtr& task, TaskRecord record) {
   reply(Outcome<TaskId>::success(task->id));
 }
 
-// Pool (or shutdown): nothing of the task is left; the caller gets `error`.
+// Pool (or shutdown): nothing of the task is left; the caller gets `error` (null: the shim left
+// before it started the task, and how it ended says why, e.g. it could not join its home).
 void TaskManager::undo_start(const TaskPtr& task, std::exception_ptr error) noexcept {
   std::unique_ptr<StartFlow> flow;
   std::vector<Reply<>> stops, destroys;
@@ -380,11 +378,13 @@ void TaskManager::undo_start(const TaskPtr& task, std::exception_ptr error) noex
     stops.swap(task->end_waiters);
     destroys.swap(task->gone_waiters);
   }
+  siginfo_t reaped{};
   if (flow) {
     reactor_.unwatch(flow->control_watch);
     reactor_.cancel(flow->deadline);
-    if (flow->shim_pidfd) kill_and_reap(*flow->shim_pidfd);
+    if (flow->shim_pidfd) reaped = kill_and_reap(*flow->shim_pidfd);
   }
+  if (!error) error = std::make_exception_ptr(shim_gone(reaped, task->cg ? task->cg->supervisor_home() : nullptr));
   task->cg.reset();  // kills whatever got in and removes the cgroup
   release_cpus(*task);
   std::error_code ec;

@@ -1,5 +1,6 @@
 #include "systemd/factory.hpp"
 
+#include "common/shim_path.hpp"
 #include "systemd/properties.hpp"
 #include "systemd/sdbus_manager.hpp"
 
@@ -12,6 +13,7 @@ std::unique_ptr<SystemdBackend> make_systemd_backend(const config::CgroupsConfig
   manager_options.timeout = cgroups.systemd_timeout;
   SystemdBackendOptions backend_options;
   backend_options.parent_slice = cgroups.parent.value_or(kDefaultSlice);
+  backend_options.supervisor_anchor = {shim_binary().string(), "--anchor"};
   return std::make_unique<SystemdBackend>(std::make_unique<SdbusSystemdManager>(manager_options),
                                           std::move(backend_options));
 }

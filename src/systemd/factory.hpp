@@ -12,7 +12,8 @@
 namespace runscope::systemd {
 
 // A SystemdBackend that owns its SdbusSystemdManager (one bus connection), with the slice from
-// cgroups.parent (default runscope.slice) and the job deadline from cgroups.systemd_timeout.
+// cgroups.parent (default runscope.slice), the job deadline from cgroups.systemd_timeout, and the
+// supervisors' scope kept by `runscope-shim --anchor` (common/shim_path.hpp).
 // `bus_address` empty: the system bus. Throws BusError when systemd does not answer on it.
 std::unique_ptr<SystemdBackend> make_systemd_backend(const config::CgroupsConfig& cgroups,
                                                      const std::string& bus_address = {});

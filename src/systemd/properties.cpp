@@ -1,6 +1,7 @@
 #include "systemd/properties.hpp"
 
 #include <algorithm>
+#include <limits>
 
 namespace runscope::systemd {
 namespace {
@@ -23,6 +24,26 @@ std::string slice_for(const std::string& parent, cgroup::CpuPartition partition)
     case cgroup::CpuPartition::none: break;
   }
   return parent;
+}
+
+std::string supervisor_slice_for(const std::string& parent) {
+  const auto parent_slice = slice_for(parent, cgroup::CpuPartition::none);  // validates the name
+  return parent_slice.substr(0, parent_slice.size() - kSliceSuffix.size()) + "-supervisors.slice";
+}
+
+std::string supervisors_scope_for(const std::string& parent) {
+  const auto parent_slice = slice_for(parent, cgroup::CpuPartition::none);
+  return parent_slice.substr(0, parent_slice.size() - kSliceSuffix.size()) + "\\x2dsupervisors.scope";
+}
+
+std::vector<UnitProperty> supervisors_scope_properties(const std::string& slice, pid_t anchor) {
+  return {text("Description", "runscope task supervisors"),
+          text("Slice", slice),
+          {"PIDs", PropertyValue(std::vector<std::uint32_t>{static_cast<std::uint32_t>(anchor)})},
+          flag("Delegate", true),
+          number("TasksMax", std::numeric_limits<std::uint64_t>::max()),
+          text("CollectMode", "inactive-or-failed"),
+          flag("DefaultDependencies", false)};
 }
 
 UnitProperty allowed_cpus_property(const CpuSet& cpus) {

@@ -20,6 +20,20 @@ inline constexpr const char* kDefaultSlice = "runscope.slice";
 // (children of `parent` in systemd's dash hierarchy). Throws Error(config) on a non-slice name.
 std::string slice_for(const std::string& parent, cgroup::CpuPartition partition);
 
+// Where the supervisors (runscope-shim) live: "<parent stem>-supervisors.slice", a child of
+// `parent` beside the partition slices (so `systemctl stop <parent>` still ends it all), and in it
+// one delegated scope "<parent stem>\x2dsupervisors.scope" holding a cgroup per shim. "\x2d" (an
+// escaped '-') is never in a task's cgroup name (escape_name() leaves '-' as it is), so no task's
+// scope can take or squat that name.
+std::string supervisor_slice_for(const std::string& parent);
+std::string supervisors_scope_for(const std::string& parent);
+
+// The supervisors' scope, made around `anchor` (the process that keeps it while no shim runs):
+// Description, Slice, PIDs, Delegate (runscope makes the shims' cgroups in it), TasksMax=infinity
+// (one shim per task, whatever their number), CollectMode=inactive-or-failed, DefaultDependencies=no.
+// A delegated scope's OOMPolicy is "continue": an OOM kill of one shim never stops the others.
+std::vector<UnitProperty> supervisors_scope_properties(const std::string& slice, pid_t anchor);
+
 // The AllowedCPUs property; throws Error(invalid_argument) for an empty set (systemd would leave
 // the live cpuset unchanged instead of emptying it).
 UnitProperty allowed_cpus_property(const CpuSet& cpus);

@@ -42,14 +42,6 @@ void collect_pids(const cgroup::V2Dir& dir, std::vector<pid_t>& out) {
   }
 }
 
-// The cgroup2 path of `pid` as its /proc/PID/cgroup "0::" line shows it.
-std::string unified_cgroup_of(const std::filesystem::path& proc_root, pid_t pid) {
-  std::istringstream in(read_file(proc_root / std::to_string(pid) / "cgroup"));
-  for (std::string line; std::getline(in, line);)
-    if (line.starts_with("0::")) return line.substr(3);
-  return "";
-}
-
 class ScopeCgroup final : public cgroup::TaskCgroup {
  public:
   ScopeCgroup(SystemdBackend& backend, TaskId id, cgroup::Limits limits)
@@ -58,7 +50,9 @@ class ScopeCgroup final : public cgroup::TaskCgroup {
         label_(id_->display()),
         limits_(std::move(limits)),
         unit_(id_->unit_name()),
-        slice_(slice_for(backend.options().parent_slice, limits_.partition)) {}
+        slice_(slice_for(backend.options().parent_slice, limits_.partition)) {
+    if (auto* home = backend.supervisors()) shim_.emplace(*home, id_->cgroup_name());
+  }
 
   // A running scope an earlier daemon made (SystemdBackend::adopt): already placed. The task's
   // identity stays with the caller; messages name the unit.
@@ -70,7 +64,10 @@ class ScopeCgroup final : public cgroup::TaskCgroup {
         slice_(std::move(slice)),
         control_group_(std::move(control_group)),
         dir_(std::move(dir)),
-        placed_(true) {}
+        placed_(true) {
+    if (auto* home = backend.supervisors())
+      shim_.emplace(*home, unit_.substr(0, unit_.size() - std::string_view(kScopeSuffix).size()));
+  }
 
   ~ScopeCgroup() override {
     try {
@@ -94,7 +91,8 @@ class ScopeCgroup final : public cgroup::TaskCgroup {
   cgroup::Stats stats() const override { return dir_ ? dir_->stats() : cgroup::Stats{}; }
   cgroup::Folders folders() const override { return dir_ ? cgroup::Folders{dir_->path(), {}} : cgroup::Folders{}; }
   std::string location() const override { return slice_ + "/" + unit_; }
-  void disown() noexcept override { destroyed_ = true; }
+  cgroup::SupervisorHome* supervisor_home() const override { return shim_ ? &*shim_ : nullptr; }
+  void disown() noexcept override { destroyed_ = disowned_ = true; }
 
  private:
   void start_scope(pid_t pid);
@@ -114,6 +112,8 @@ class ScopeCgroup final : public cgroup::TaskCgroup {
   bool placed_ = false;
   bool destroyed_ = false;
   bool name_taken_ = false;  // the name belongs to a unit that is not ours: never stop or reset it
+  bool disowned_ = false;
+  mutable std::optional<ShimCgroup> shim_;  // where the task's shim runs (handed out by a const getter)
 };
 
 void ScopeCgroup::place(pid_t pid) {
@@ -244,13 +244,15 @@ void ScopeCgroup::clean_up_failed_start() noexcept {
 }
 
 void ScopeCgroup::destroy(const Deadline& deadline) {
-  if (destroyed_) return;
-  if (placed_) {
+  if (disowned_) return;  // the task and its shim run on, for the next daemon
+  if (!destroyed_ && placed_) {
     if (dir_) dir_->kill_all(deadline, cgroup::KillMethod::automatic);
     backend_.manager().stop_unit(unit_);
     backend_.manager().reset_failed_unit(unit_);
   }
   destroyed_ = true;
+  // Also after a failed start (destroyed_ already set): the shim's cgroup goes with its task.
+  if (shim_) shim_->remove(deadline);
 }
 
 std::vector<pid_t> ScopeCgroup::pids() const {
@@ -270,9 +272,18 @@ void ScopeCgroup::set_cpuset(const CpuSet& cpus) {
 
 }  // namespace
 
+std::string unified_cgroup_of(const std::filesystem::path& proc_root, pid_t pid) {
+  std::istringstream in(read_file(proc_root / std::to_string(pid) / "cgroup"));
+  for (std::string line; std::getline(in, line);)
+    if (line.starts_with("0::")) return line.substr(3);
+  return "";
+}
+
 SystemdBackend::SystemdBackend(SystemdManager& manager, SystemdBackendOptions options)
     : manager_(manager), options_(std::move(options)), clock_(options_.clock ? *options_.clock : system_clock()) {
   slice_for(options_.parent_slice, cgroup::CpuPartition::none);  // validates the name now
+  if (!options_.supervisor_anchor.empty())
+    supervisors_ = std::make_unique<SupervisorsScope>(*this, options_.supervisor_anchor);
 }
 
 SystemdBackend::SystemdBackend(std::unique_ptr<SystemdManager> manager, SystemdBackendOptions options)
@@ -281,6 +292,12 @@ SystemdBackend::SystemdBackend(std::unique_ptr<SystemdManager> manager, SystemdB
       options_(std::move(options)),
       clock_(options_.clock ? *options_.clock : system_clock()) {
   slice_for(options_.parent_slice, cgroup::CpuPartition::none);
+  if (!options_.supervisor_anchor.empty())
+    supervisors_ = std::make_unique<SupervisorsScope>(*this, options_.supervisor_anchor);
+}
+
+void SystemdBackend::remove_stray_supervisors(const std::set<std::string>& running) {
+  if (supervisors_) supervisors_->remove_strays(running);
 }
 
 std::unique_ptr<cgroup::TaskCgroup> SystemdBackend::create(const TaskId& id, const cgroup::Limits& limits) {

@@ -8,11 +8,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "cgroup/cgroup.hpp"
+#include "cgroup/fs_ops.hpp"
 #include "systemd/manager.hpp"
+#include "systemd/supervisor_home.hpp"
 
 namespace runscope::systemd {
 
@@ -22,6 +25,10 @@ struct SystemdBackendOptions {
   std::filesystem::path proc_root = "/proc";
   std::chrono::nanoseconds destroy_timeout = std::chrono::seconds(10);  // used by destructors
   Clock* clock = nullptr;  // null: the steady clock
+  // What keeps the supervisors' scope while no shim runs (argv; see systemd/supervisor_home.hpp).
+  // Empty: no supervisors' home, shims stay where their launcher runs (`runscope exec`, tests).
+  std::vector<std::string> supervisor_anchor;
+  cgroup::CgroupFsOps ops = cgroup::CgroupFsOps::kernel();  // mkdir/rmdir of the shims' cgroups
 };
 
 // One of our scopes found again (after a daemon restart).
@@ -31,6 +38,9 @@ struct FoundScope {
   std::string active_state;
   std::string control_group;
 };
+
+// The cgroup2 path of `pid` as its /proc/PID/cgroup "0::" line shows it.
+std::string unified_cgroup_of(const std::filesystem::path& proc_root, pid_t pid);
 
 class SystemdBackend final : public cgroup::Backend {
  public:
@@ -49,6 +59,10 @@ class SystemdBackend final : public cgroup::Backend {
   // Every loaded scope in runscope's slices (the partition read from its slice): every scope
   // there counts as ours, as every folder under the parent does for the cgroupfs backends.
   std::vector<std::pair<std::string, cgroup::CpuPartition>> existing() const override;
+
+  // The shims' cgroups in the supervisors' scope that serve none of `running` (cgroup names).
+  void remove_stray_supervisors(const std::set<std::string>& running) override;
+  SupervisorsScope* supervisors() { return supervisors_.get(); }  // null without an anchor
 
   // Every loaded scope in runscope's slices, whatever its state.
   std::vector<FoundScope> find_scopes() const;
@@ -80,6 +94,7 @@ class SystemdBackend final : public cgroup::Backend {
   std::mutex pidfd_probe_mutex_;
   std::mutex slice_mutex_;
   std::map<std::string, std::string> slice_cgroups_;
+  std::unique_ptr<SupervisorsScope> supervisors_;
 };
 
 }  // namespace runscope::systemd

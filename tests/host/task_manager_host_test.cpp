@@ -9,6 +9,7 @@
 
 #include "common/error.hpp"
 #include "common/file.hpp"
+#include "driver/shim_protocol.hpp"
 #include "support/held_child.hpp"
 #include "support/manager_fixture.hpp"
 
@@ -100,7 +101,11 @@ TEST_F(ATaskManagerOnThisHost, RunsTheTaskInItsCgroupAndStopsItWithItsKillSignal
 }
 
 TEST_F(ATaskManagerOnThisHost, KillsATaskThatIgnoresItsKillSignalAfterTheTimeout) {
-  auto id = manager_->start(shell_task("a3", "stubborn", "trap '' TERM; sleep 1000 & wait; sleep 1000"), Caller{});
+  auto id = manager_->start(shell_task("a3", "stubborn", "trap '' TERM; echo ready; sleep 1000 & wait; sleep 1000"),
+                            Caller{});
+  // "started" means exec'd, not that the shell has run its trap yet: a TERM before it would kill it.
+  auto out = options_.state_dir / kTasksDir / id.cgroup_name() / driver::kStdoutLog;
+  ASSERT_TRUE(testing::wait_until([&] { return fs::exists(out) && read_file(out) == "ready\n"; }, 10000ms));
   manager_->stop(id, 100ms, Caller{});
   auto info = manager_->inspect(id, Caller{});
   EXPECT_EQ(info.state, TaskState::killed);

@@ -42,7 +42,7 @@ std::optional<std::string> NotifySocket::wait_for(const std::string& text, std::
 
 DaemonProcess::DaemonProcess(const std::string& bus, const std::filesystem::path& config,
                              const std::filesystem::path& log, NotifySocket& notify,
-                             const std::vector<std::string>& extra_env) {
+                             const std::vector<std::string>& extra_env, cgroup::TaskCgroup* cgroup) {
   driver::SpawnSpec spec;
 #ifndef RUNSCOPED_BINARY
   throw Error(ErrorKind::not_found, "runscoped was not built");
@@ -57,7 +57,7 @@ DaemonProcess::DaemonProcess(const std::string& bus, const std::filesystem::path
   spec.stdout_path = log;
   spec.stderr_path = log;
   driver::CloneSpawner spawner;
-  process_ = spawner.spawn(spec, nullptr);
+  process_ = spawner.spawn(spec, cgroup);
 }
 
 std::optional<driver::ExitStatus> DaemonProcess::terminate() {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cgroup/cgroup.hpp"
 #include "common/fd.hpp"
 #include "driver/process.hpp"
 #include "support/driver_fakes.hpp"
@@ -31,9 +32,11 @@ class NotifySocket {
 
 class DaemonProcess {
  public:
-  // Starts `runscoped --bus ADDRESS --config CONFIG` with NOTIFY_SOCKET set; output to `log`.
+  // Starts `runscoped --bus ADDRESS --config CONFIG` with NOTIFY_SOCKET set; output to `log`;
+  // inside `cgroup` from its first instruction when given (a service's cgroup stand-in).
   DaemonProcess(const std::string& bus, const std::filesystem::path& config, const std::filesystem::path& log,
-                NotifySocket& notify, const std::vector<std::string>& extra_env = {});
+                NotifySocket& notify, const std::vector<std::string>& extra_env = {},
+                cgroup::TaskCgroup* cgroup = nullptr);
   ~DaemonProcess();  // SIGTERM, then SIGKILL if it lingers; reaped
   driver::Process& process() { return process_; }
   // SIGTERM and wait for the exit status (deadline 30 s).

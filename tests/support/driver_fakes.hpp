@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,34 @@ struct FakeCgroupState {
   std::vector<std::string> join_files;
   int join_flags = O_WRONLY;  // O_RDONLY makes the child's write fail
   std::filesystem::path folder;  // folders(): a plain folder whose cgroup.procs the test writes
+  // A supervisor home (cgroup::SupervisorHome) when set: the files the shim writes "0" to before
+  // exec, and the shims it was asked to take in (move_in).
+  bool with_home = false;
+  std::vector<std::string> home_files;
+  int home_flags = O_WRONLY;
+  std::vector<pid_t> home_moved;
+};
+
+class FakeSupervisorHome final : public cgroup::SupervisorHome {
+ public:
+  explicit FakeSupervisorHome(FakeCgroupState& state) : state_(state) {}
+  std::vector<int> join_fds() const override {
+    if (fds_.empty()) {
+      for (const auto& f : state_.home_files) {
+        fds_.emplace_back(::open(f.c_str(), state_.home_flags | O_CLOEXEC | O_CREAT, 0644));
+        if (!fds_.back()) throw_system_error("open " + f);
+      }
+    }
+    std::vector<int> out;
+    for (const auto& fd : fds_) out.push_back(fd.get());
+    return out;
+  }
+  void move_in(pid_t shim) override { state_.home_moved.push_back(shim); }
+  std::string location() const override { return "fake-home"; }
+
+ private:
+  FakeCgroupState& state_;
+  mutable std::vector<UniqueFd> fds_;
 };
 
 class FakeTaskCgroup final : public cgroup::TaskCgroup {
@@ -51,9 +80,11 @@ class FakeTaskCgroup final : public cgroup::TaskCgroup {
   cgroup::Stats stats() const override { return {}; }
   std::string location() const override { return "fake"; }
   cgroup::Folders folders() const override { return cgroup::Folders{state_->folder, {}}; }
+  cgroup::SupervisorHome* supervisor_home() const override { return state_->with_home ? &home_ : nullptr; }
 
  private:
   std::shared_ptr<FakeCgroupState> state_;
+  mutable FakeSupervisorHome home_{*state_};
 };
 
 class FakeBackend final : public cgroup::Backend {
@@ -63,6 +94,7 @@ class FakeBackend final : public cgroup::Backend {
     ids.push_back(id);
     this->limits.push_back(limits);
     state = std::make_shared<FakeCgroupState>();
+    if (prepare) prepare(*state);
     if (!folder_root.empty()) {
       state->folder = folder_root / id.cgroup_name();
       std::filesystem::create_directories(state->folder);
@@ -71,10 +103,14 @@ class FakeBackend final : public cgroup::Backend {
     return std::make_unique<FakeTaskCgroup>(state);
   }
 
+  void remove_stray_supervisors(const std::set<std::string>& running) override { stray_calls.push_back(running); }
+
   std::filesystem::path folder_root;  // when set, each cgroup gets a folder there (see FakeCgroupState)
+  std::function<void(FakeCgroupState&)> prepare;  // when set, called on each new cgroup's state
   std::vector<TaskId> ids;
   std::vector<cgroup::Limits> limits;
   std::shared_ptr<FakeCgroupState> state;  // of the last cgroup made
+  std::vector<std::set<std::string>> stray_calls;  // remove_stray_supervisors(running), in order
 };
 
 // A temp folder removed with everything in it.

@@ -42,7 +42,8 @@ std::vector<fs::path> V1Env::leftovers() const {
     std::error_code ec;
     for (const auto& e : fs::recursive_directory_iterator(base, ec)) {
       auto name = e.path().filename();
-      if (e.is_directory() && name != "shared" && name != "reserved") out.push_back(e.path());
+      // The partitions and the shims' shared home are the parent's, never a task's.
+      if (e.is_directory() && name != "shared" && name != "reserved" && name != "supervisors") out.push_back(e.path());
     }
   }
   return out;

@@ -69,6 +69,42 @@ TEST(TheShim, StartsTheTaskPlacedByTheDaemonAndRecordsItsExit) {
   EXPECT_EQ(read_file(dir.path() / driver::kStdoutLog), "hello\n");
 }
 
+TEST(TheShim, JoinsItsSupervisorHomeBeforeItExecs) {
+  testing::TempDir dir;
+  write_launch(dir.path(), {"/bin/true"});
+  auto state = std::make_shared<testing::FakeCgroupState>();
+  state->with_home = true;
+  state->home_files = {(dir.path() / "home-cpu").string(), (dir.path() / "home-memory").string()};
+  testing::FakeTaskCgroup cg(state);
+  SteadyClock clock;
+  ExecShimLauncher launcher(RUNSCOPE_SHIM_BINARY);
+  auto shim = launcher.launch(dir.path(), cg, Deadline(clock, 30s));
+  for (const auto& f : state->home_files) EXPECT_EQ(read_file(f), "0") << f << ": the shim did not join it";
+  EXPECT_EQ(state->placed, std::vector<pid_t>{shim.task_pid});
+  ::waitpid(shim.pid, nullptr, 0);
+}
+
+TEST(TheShim, FailsTheStartNamingItsHomeWhenItCannotJoinIt) {
+  testing::TempDir dir;
+  write_launch(dir.path(), {"/bin/true"});
+  auto state = std::make_shared<testing::FakeCgroupState>();
+  state->with_home = true;
+  state->home_files = {(dir.path() / "home").string()};
+  state->home_flags = O_RDONLY;  // the child's write fails
+  testing::FakeTaskCgroup cg(state);
+  SteadyClock clock;
+  ExecShimLauncher launcher(RUNSCOPE_SHIM_BINARY);
+  try {
+    launcher.launch(dir.path(), cg, Deadline(clock, 30s));
+    FAIL() << "started a shim that could not join its home";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::system);
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("could not join its supervisors' cgroup fake-home"));
+  }
+  EXPECT_TRUE(state->placed.empty()) << "the task was started anyway";
+  EXPECT_FALSE(driver::read_exit_record(dir.path()));
+}
+
 TEST(TheShim, ReportsAStartFailureWithItsKind) {
   testing::TempDir dir;
   write_launch(dir.path(), {"/nonexistent/program"});

@@ -7,6 +7,7 @@
 
 #include "common/file.hpp"
 #include "support/fake_cgroup_tree.hpp"
+#include "support/fake_systemd_manager.hpp"
 #include "systemd/properties.hpp"
 #include "systemd/scope_backend.hpp"
 
@@ -14,81 +15,7 @@ namespace runscope::systemd {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Records calls; start_transient_unit throws the queued errors first, then "makes" the scope's
-// folder in the fake tree and writes the pid's /proc/PID/cgroup as systemd would.
-class FakeManager final : public SystemdManager {
- public:
-  FakeManager(runscope::testing::FakeCgroupTree& tree, fs::path mount, fs::path proc)
-      : tree_(tree), mount_(std::move(mount)), proc_(std::move(proc)) {}
-
-  void start_transient_unit(const std::string& name, const std::vector<UnitProperty>& props) override {
-    starts.push_back({name, props});
-    if (!start_errors.empty()) {
-      auto e = start_errors.front();
-      start_errors.pop_front();
-      throw e;
-    }
-    const auto slice = std::get<std::string>(find_property(props, "Slice")->value);
-    const auto cg = "/" + slice + "/" + name;
-    tree_.make_cgroup(mount_ / fs::path(cg).relative_path());
-    cgroups[name] = cg;
-    pid_t pid = 0;
-    if (auto* p = find_property(props, "PIDs")) pid = static_cast<pid_t>(std::get<std::vector<std::uint32_t>>(p->value).at(0));
-    if (find_property(props, "PIDFDs")) pid = pid_for_pidfd;
-    fs::create_directories(proc_ / std::to_string(pid));
-    write_file_atomic(proc_ / std::to_string(pid) / "cgroup", "0::" + (misplace ? std::string("/elsewhere") : cg) + "\n");
-  }
-  void stop_unit(const std::string& name) override { stops.push_back(name); }
-  void reset_failed_unit(const std::string& name) override { resets.push_back(name); }
-  void set_unit_properties(const std::string& name, bool runtime, const std::vector<UnitProperty>& props) override {
-    set_calls.push_back({name, runtime, props});
-  }
-  PropertyValue get_unit_property(const std::string&, const std::string&, const std::string& property) override {
-    if (property == "Slice") return existing_slice;
-    throw BusError(kUnknownProperty, property);
-  }
-  std::string control_group(const std::string& name) override {
-    ++control_group_calls;
-    return name.ends_with(".slice") ? "/" + name : cgroups.at(name);
-  }
-  std::vector<UnitStatus> list_units_by_patterns(const std::vector<std::string>&,
-                                                 const std::vector<std::string>& patterns) override {
-    std::vector<UnitStatus> out;
-    if (!existing_state.empty()) out.push_back({patterns.at(0), "loaded", existing_state, "dead"});
-    return out;
-  }
-  std::optional<UnitStatus> unit_status(const std::string& name) override {
-    if (existing_state.empty()) return std::nullopt;
-    return UnitStatus{name, "loaded", existing_state, "dead"};
-  }
-  std::string version() override { return "252"; }
-
-  struct Start {
-    std::string name;
-    std::vector<UnitProperty> props;
-  };
-  struct SetCall {
-    std::string name;
-    bool runtime;
-    std::vector<UnitProperty> props;
-  };
-  std::deque<BusError> start_errors;
-  std::vector<Start> starts;
-  std::vector<std::string> stops, resets;
-  std::vector<SetCall> set_calls;
-  std::map<std::string, std::string> cgroups;
-  std::string existing_state;  // of a unit already holding the name; empty: none
-  std::string existing_slice = "runscope.slice";
-  pid_t pid_for_pidfd = 0;
-  int control_group_calls = 0;
-  bool misplace = false;
-
- private:
-  runscope::testing::FakeCgroupTree& tree_;
-  fs::path mount_;
-  fs::path proc_;
-};
+using runscope::testing::FakeManager;
 
 class ASystemdBackendWithAFakeManager : public ::testing::Test {
  protected:

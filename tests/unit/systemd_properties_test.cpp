@@ -68,5 +68,34 @@ TEST(SliceFor, RejectsANameThatIsNotASlice) {
   }
 }
 
+TEST(SupervisorNames, LiveInTheirOwnSliceUnderTheParent) {
+  EXPECT_EQ(supervisor_slice_for("runscope.slice"), "runscope-supervisors.slice");
+  EXPECT_EQ(supervisor_slice_for("batch-jobs.slice"), "batch-jobs-supervisors.slice");
+  EXPECT_EQ(supervisors_scope_for("runscope.slice"), "runscope\\x2dsupervisors.scope");
+  EXPECT_THROW(supervisor_slice_for("/runscope"), Error);
+  EXPECT_THROW(supervisors_scope_for("/runscope"), Error);
+}
+
+// No task's scope can hold the supervisors' scope name: escaping never writes "\x2d" ('-' stays
+// plain), whatever a hostile member calls a task.
+TEST(SupervisorNames, CanNeverBeATasksScopeName) {
+  for (const char* part : {"-", "x2d", "\\x2d", "\\", "runscope\\x2dsupervisors", "-supervisors", ".x2d",
+                           "\xe2\x80\x94"}) {
+    for (const auto& id : {TaskId(part, "t"), TaskId("runscope", part), TaskId(part, part)}) {
+      EXPECT_EQ(id.cgroup_name().find("\\x2d"), std::string::npos) << id.cgroup_name();
+      EXPECT_NE(id.unit_name(), supervisors_scope_for("runscope.slice"));
+    }
+  }
+}
+
+TEST(SupervisorsScopeProperties, DelegateWithoutATaskLimitAroundTheAnchor) {
+  const auto props = supervisors_scope_properties("runscope-supervisors.slice", 42);
+  EXPECT_EQ(std::get<std::string>(find_property(props, "Slice")->value), "runscope-supervisors.slice");
+  EXPECT_EQ(std::get<std::vector<std::uint32_t>>(find_property(props, "PIDs")->value), std::vector<std::uint32_t>{42});
+  EXPECT_TRUE(std::get<bool>(find_property(props, "Delegate")->value));
+  EXPECT_EQ(std::get<std::uint64_t>(find_property(props, "TasksMax")->value), UINT64_MAX) << "one shim per task";
+  EXPECT_EQ(std::get<std::string>(find_property(props, "CollectMode")->value), "inactive-or-failed");
+}
+
 }  // namespace
 }  // namespace runscope::systemd
