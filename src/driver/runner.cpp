@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "common/error.hpp"
+#include "driver/task_compile.hpp"
 
 namespace runscope::driver {
 namespace {
@@ -115,12 +116,7 @@ Runner::Runner(cgroup::Backend* backend, Spawner& spawner, Clock& clock, RunnerO
     : backend_(backend), spawner_(&spawner), clock_(&clock), options_(std::move(options)) {}
 
 void Runner::check_uid(const SpawnSpec& spec) const {
-  const uid_t uid = spec.credentials ? spec.credentials->uid : ::geteuid();
-  const auto& denied = options_.denied_uids;
-  if (std::find(denied.begin(), denied.end(), uid) != denied.end()) {
-    throw Error(ErrorKind::permission, "uid " + std::to_string(uid) +
-                                           " is not allowed to run tasks (it is in task.denied_uids)");
-  }
+  check_uid_allowed(spec.credentials ? spec.credentials->uid : ::geteuid(), options_.denied_uids);
 }
 
 std::unique_ptr<RunningTask> Runner::start(const TaskId& id, const cgroup::Limits& limits, const SpawnSpec& spec,
