@@ -78,7 +78,10 @@ void add_task_flags(CLI::App& sub, TaskFlags& f, FlagsFor command) {
                  run ? "Run as USER[:GROUP] (root callers only; others run as themselves)"
                      : "Run as USER[:GROUP] (name or number)");
   sub.add_option("--chdir", f.chdir, run ? "Working directory (absolute)" : "Working directory");
-  sub.add_option("--env", f.env, "Set KEY=VALUE in the task's environment (repeatable)");
+  // One value each time: otherwise CLI11 (2.1) takes a `--` right after it as the end of --env's
+  // values rather than of the options, and `exec --env A=1 -- sh -c ...` read -c as runscope's.
+  sub.add_option("--env", f.env, "Set KEY=VALUE in the task's environment (repeatable)")
+      ->allow_extra_args(false);
   if (run) {
     sub.add_option("--cores", f.cores, "Exclusive cores for the task");
     sub.add_option("--log-target", f.log_target, "auto, file or journal");

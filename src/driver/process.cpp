@@ -91,14 +91,6 @@ ExitStatus Process::reap() {
   return *status_;
 }
 
-std::optional<int> Process::take_stop() {
-  if (status_ || !pidfd_.valid()) return std::nullopt;
-  siginfo_t info{};
-  if (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WSTOPPED | WNOHANG) != 0) return std::nullopt;
-  if (info.si_pid == 0 || info.si_code != CLD_STOPPED) return std::nullopt;
-  return info.si_status;
-}
-
 std::optional<ExitStatus> Process::wait(const Deadline& deadline) {
   if (!wait_exited(deadline)) return std::nullopt;
   return reap();

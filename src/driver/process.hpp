@@ -53,10 +53,6 @@ class Process {
   // wait_exited + reap; nullopt at the deadline.
   std::optional<ExitStatus> wait(const Deadline& deadline);
 
-  // The signal that stopped the process, if it stopped since the last call (waitid WSTOPPED,
-  // without blocking or reaping).
-  std::optional<int> take_stop();
-
  private:
   void kill_and_reap() noexcept;
 

@@ -96,11 +96,6 @@ bool RunningTask::signal_group(int sig) {
   return ::kill(-main_.pid(), sig) == 0;
 }
 
-std::optional<int> RunningTask::take_stop() {
-  if (result_) return std::nullopt;
-  return main_.take_stop();
-}
-
 Verdict RunningTask::verdict() const {
   if (!result_) throw Error(ErrorKind::conflict, "task " + id_.display() + " has not ended yet");
   return make_verdict(*result_, usage_, started_at_, finished_at_);

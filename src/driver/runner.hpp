@@ -72,9 +72,6 @@ class RunningTask {
   // control signals to a foreground job. Safe while the main process is unreaped: its zombie
   // keeps the group id from reuse. False once it has been reaped.
   bool signal_group(int sig);
-  // The signal that stopped the main process, once per stop (waitid WSTOPPED); nullopt if it
-  // has not stopped since the last call.
-  std::optional<int> take_stop();
 
   // Once finished: how it ended, with what its cgroup counted just before it was removed.
   Verdict verdict() const;
