@@ -153,6 +153,27 @@ TEST_F(RunscopeExecSignals, ASigkillOfRunscopeLeavesAnOrphanThatOrphansKillEnds)
   testing::check_sigkill_leaves_an_orphan_that_orphans_ends(exec_, "unit-orphan");
 }
 
+TEST_F(RunscopeExecSignals, ASignalItWasStartedWithIgnoredStaysIgnored) {
+  // As under `nohup`: HUP ignored before runscope starts (sh's trap '', kept across exec).
+  driver::SpawnSpec spec;
+  spec.argv = {"sh", "-c", std::string("trap '' HUP; exec ") + RUNSCOPE_BINARY +
+                               " exec --no-cgroups -- sh -c 'trap \"echo got-usr1\" USR1; echo ready; "
+                               "while :; do sleep 0.05; done'"};
+  spec.env = cli_.child_env();
+  spec.stdout_path = cli_.out_path();
+  spec.stderr_path = cli_.err_path();
+  cli_.clear_output();
+  driver::CloneSpawner spawner;
+  auto proc = spawner.spawn(spec, nullptr);
+  ASSERT_TRUE(cli_.wait_for_output("ready")) << cli_.err();
+  ASSERT_TRUE(proc.signal(SIGHUP));
+  ASSERT_TRUE(proc.signal(SIGUSR1));  // served after the HUP: so the HUP was dropped, not pending
+  EXPECT_TRUE(cli_.wait_for_output("got-usr1")) << cli_.err();
+  EXPECT_EQ(cli_.err().find("stopping task"), std::string::npos) << cli_.err();
+  ASSERT_TRUE(proc.signal(SIGTERM));
+  EXPECT_EQ(proc.reap().shell_code(), 128 + SIGTERM) << cli_.err();
+}
+
 TEST_F(RunscopeExec, WritesTheVerdictToTheStatusFile) {
   const auto status = (cli_.dir() / "verdict.json").string();
   std::ofstream(status) << "stale";
