@@ -19,6 +19,7 @@
 #include "driver/runner.hpp"
 #include "driver/shim_protocol.hpp"
 #include "driver/task_compile.hpp"
+#include "systemd/sync_manager.hpp"
 
 extern char** environ;
 
@@ -148,32 +149,77 @@ ExecEntry entry_for(const ExecPlan& plan, const driver::ManagerDecision* decisio
   return e;
 }
 
+// The backend exec's task goes to, with what the registry entry needs to find it again.
+struct ExecBackend {
+  std::optional<driver::ManagerDecision> decision;  // none: --no-cgroups
+  std::string parent;
+  cgroup::CgroupPaths own;
+  std::unique_ptr<systemd::SystemdBackend> systemd;
+  std::unique_ptr<wiring::ManagedBackend> cgroupfs;
+  cgroup::Backend* get() { return systemd ? systemd.get() : cgroupfs ? &cgroupfs->backend() : nullptr; }
+};
+
+config::CgroupsConfig with_parent(config::CgroupsConfig cgroups, bool v2) {
+  cgroups.parent = exec_parent(config::parent_for(cgroups, v2));
+  return cgroups;
+}
+
+// On a unified host where systemd may be the manager, the connection to it is made first of all:
+// its handshake with systemd runs while the rest is prepared, and making it is the question
+// `auto` asks (does systemd answer?), so no connection is made just to ask. It is systemd-run's
+// kind: the private socket, one thread (systemd/sync_manager.hpp).
+std::unique_ptr<systemd::SystemdBackend> connect_early(const ExecOptions& o, const config::Config& cfg,
+                                                       const cgroup::HostLayout& layout) {
+  if (o.no_cgroups || o.cgroupfs_v2 || layout.mode != cgroup::Mode::unified) return nullptr;
+  if (o.manager.empty() ? cfg.cgroups.manager == config::ManagerChoice::cgroupfs : o.manager == "cgroupfs") return nullptr;
+  try {
+    auto backend = systemd::make_sync_systemd_backend(with_parent(cfg.cgroups, true));
+    // Our held child is our own and unreaped, so its pid cannot be reused: PIDs is as safe as
+    // PIDFDs, and spares systemd before 253 a refused call at every start.
+    backend->note_pidfd_support(systemd::SystemdBackend::PidfdSupport::refused);
+    return backend;
+  } catch (const Error& e) {
+    spdlog::debug("systemd does not answer: {}", e.what());
+    return nullptr;
+  }
+}
+
+ExecBackend make_exec_backend(const ExecPlan& plan, const config::Config& cfg, const cgroup::HostLayout& layout,
+                              std::unique_ptr<systemd::SystemdBackend> early) {
+  ExecBackend b;
+  b.decision = driver::choose_manager(plan.query, layout, [&early] { return early != nullptr; });
+  const bool v2 = b.decision->version == cgroup::Version::v2;
+  b.parent = exec_parent(config::parent_for(cfg.cgroups, v2));
+  if (b.decision->kind == driver::ManagerKind::systemd) {
+    b.systemd = std::move(early);
+    return b;
+  }
+  b.own = cgroup::own_cgroups();
+  auto exec_cfg = cfg;
+  exec_cfg.cgroups = with_parent(cfg.cgroups, v2);
+  b.cgroupfs = wiring::make_backend(exec_cfg, *b.decision, {layout, b.own});
+  return b;
+}
+
 int run_exec(const Globals& globals, const ExecOptions& options) {
   ForegroundSignals signals;  // first: every thread made later inherits the mask
   auto cfg = load(globals);
+  const auto layout = options.no_cgroups ? cgroup::HostLayout{} : driver::detect_layout();
+  auto early = connect_early(options, cfg, layout);
   const ExecPlan plan = make_plan(options, cfg);
   const UniqueFd status = open_status_file(options.status_file);
-  std::unique_ptr<wiring::ManagedBackend> managed;
-  std::optional<driver::ManagerDecision> decision;
-  cgroup::CgroupPaths own;
-  std::string parent;
+  ExecBackend backend;
   if (plan.no_cgroups) {
     // Orphans of the task's group come to us, so its cleanup can reap them instead of waiting for
     // PID 1 to.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   } else {
-    auto layout = driver::detect_layout();
-    decision = driver::choose_manager(plan.query, layout, wiring::systemd_answers);
-    own = cgroup::own_cgroups();
-    parent = exec_parent(config::parent_for(cfg.cgroups, decision->version == cgroup::Version::v2));
-    auto exec_cfg = cfg;
-    exec_cfg.cgroups.parent = parent;
-    managed = wiring::make_backend(exec_cfg, *decision, {layout, own});
+    backend = make_exec_backend(plan, cfg, layout, std::move(early));
   }
-  auto registration = ExecRegistration::publish(registry_dir(), entry_for(plan, decision ? &*decision : nullptr, parent, own));
+  const auto* decision = backend.decision ? &*backend.decision : nullptr;
+  auto registration = ExecRegistration::publish(registry_dir(), entry_for(plan, decision, backend.parent, backend.own));
   driver::CloneSpawner spawner;
-  driver::Runner runner(managed ? &managed->backend() : nullptr, spawner, system_clock(),
-                        driver::RunnerOptions{cfg.task.denied_uids});
+  driver::Runner runner(backend.get(), spawner, system_clock(), driver::RunnerOptions{cfg.task.denied_uids});
   std::unique_ptr<driver::RunningTask> task;
   try {
     task = runner.start(plan.task.id, plan.task.limits, plan.task.spawn, plan.task.kill);

@@ -14,6 +14,7 @@
 #include "driver/manager_choice.hpp"
 #include "wiring/backend_factory.hpp"
 #include "driver/shim_protocol.hpp"
+#include "systemd/sync_manager.hpp"
 
 namespace runscope::cli {
 namespace {
@@ -27,11 +28,22 @@ struct OrphansOptions {
 };
 
 // The backend the orphan's exec used, rebuilt from its entry.
-std::unique_ptr<wiring::ManagedBackend> backend_for(const ExecEntry& e, config::Config cfg) {
-  driver::ManagerDecision decision{e.manager == "systemd" ? driver::ManagerKind::systemd : driver::ManagerKind::cgroupfs,
-                                   e.version == "v2" ? cgroup::Version::v2 : cgroup::Version::v1};
+struct OrphanBackend {
+  std::unique_ptr<systemd::SystemdBackend> systemd;
+  std::unique_ptr<wiring::ManagedBackend> cgroupfs;
+  cgroup::Backend& get() { return systemd ? *systemd : cgroupfs->backend(); }
+};
+
+OrphanBackend backend_for(const ExecEntry& e, config::Config cfg) {
   cfg.cgroups.parent = e.parent;
-  return wiring::make_backend(cfg, decision, {driver::detect_layout(), e.own});
+  OrphanBackend b;
+  if (e.manager == "systemd") {
+    b.systemd = systemd::make_sync_systemd_backend(cfg.cgroups);
+    return b;
+  }
+  driver::ManagerDecision decision{driver::ManagerKind::cgroupfs, e.version == "v2" ? cgroup::Version::v2 : cgroup::Version::v1};
+  b.cgroupfs = wiring::make_backend(cfg, decision, {driver::detect_layout(), e.own});
+  return b;
 }
 
 // The main process is the group leader; its start time tells it from a process that reused
@@ -44,7 +56,7 @@ bool group_is_ours(const ExecEntry& e) {
 
 // What is left of an orphan's task, held while we look at it or end it.
 struct Remains {
-  std::unique_ptr<wiring::ManagedBackend> backend;  // declared first: the cgroup uses it
+  OrphanBackend backend;  // declared first: the cgroup uses it
   std::unique_ptr<cgroup::TaskCgroup> cg;
   std::optional<std::vector<pid_t>> pids;  // nullopt: nothing of the task exists any more
   Remains() = default;
@@ -62,7 +74,7 @@ Remains remains(const ExecEntry& e, const config::Config& cfg) {
   }
   r.backend = backend_for(e, cfg);
   try {
-    r.cg = r.backend->backend().adopt(e.cgroup_name, cgroup::CpuPartition::none);
+    r.cg = r.backend.get().adopt(e.cgroup_name, cgroup::CpuPartition::none);
   } catch (const Error& err) {
     if (err.kind() == ErrorKind::not_found) return r;
     throw;
