@@ -26,6 +26,7 @@ struct FakeCgroupState {
   std::vector<std::string> join_files;
   int join_flags = O_WRONLY;  // O_RDONLY makes the child's write fail
   std::filesystem::path folder;  // folders(): a plain folder whose cgroup.procs the test writes
+  cgroup::Stats stats;        // what stats() reports
 };
 
 class FakeTaskCgroup final : public cgroup::TaskCgroup {
@@ -48,7 +49,7 @@ class FakeTaskCgroup final : public cgroup::TaskCgroup {
   void kill_all(const Deadline&, cgroup::KillMethod) override { ++state_->kill_alls; }
   void destroy(const Deadline&) override { ++state_->destroyed; }
   void set_cpuset(const CpuSet&) override {}
-  cgroup::Stats stats() const override { return {}; }
+  cgroup::Stats stats() const override { return state_->stats; }
   std::string location() const override { return "fake"; }
   cgroup::Folders folders() const override { return cgroup::Folders{state_->folder, {}}; }
 
@@ -63,6 +64,7 @@ class FakeBackend final : public cgroup::Backend {
     ids.push_back(id);
     this->limits.push_back(limits);
     state = std::make_shared<FakeCgroupState>();
+    state->stats = stats;
     if (!folder_root.empty()) {
       state->folder = folder_root / id.cgroup_name();
       std::filesystem::create_directories(state->folder);
@@ -74,6 +76,7 @@ class FakeBackend final : public cgroup::Backend {
   std::filesystem::path folder_root;  // when set, each cgroup gets a folder there (see FakeCgroupState)
   std::vector<TaskId> ids;
   std::vector<cgroup::Limits> limits;
+  cgroup::Stats stats;  // what each new cgroup's stats() reports (set before the start: no race)
   std::shared_ptr<FakeCgroupState> state;  // of the last cgroup made
 };
 
