@@ -39,6 +39,17 @@ std::vector<pid_t> read_pids(const std::string& file) {
   return pids;
 }
 
+// exec writes the task's main pid into its registry entry once the task runs, which may be after
+// the task's first output line; a --no-cgroups task is found by that pid alone (docs/cli.md).
+bool main_pid_registered(const RunscopeCli& cli) {
+  std::error_code ec;
+  for (const auto& file : std::filesystem::directory_iterator(cli.registry(), ec)) {
+    auto j = nlohmann::json::parse(read_file_if_exists(file.path()).value_or(""), nullptr, false);
+    if (j.is_object() && j.value("main_pid", 0) > 0) return true;
+  }
+  return false;
+}
+
 std::string name_of(int sig) { return std::string("SIG") + ::sigabbrev_np(sig); }
 
 }  // namespace
@@ -202,6 +213,7 @@ void check_sigkill_leaves_an_orphan_that_orphans_ends(const ExecUnderTest& t, co
   auto proc = t.cli.start(t.args({"--alloc", alloc, "--task", "orphan"},
                                  "echo $$ > " + pids + "; sleep 300 & echo $! >> " + pids + "; echo ready; wait"));
   ASSERT_TRUE(t.cli.wait_for_output("ready")) << t.cli.err();
+  ASSERT_TRUE(wait_until([&] { return main_pid_registered(t.cli); }, kBudget));
   ASSERT_TRUE(proc.signal(SIGKILL));
   EXPECT_EQ(proc.reap().shell_code(), 128 + SIGKILL);
   const auto task = read_pids(pids);
