@@ -3,7 +3,7 @@
 
 Usage: make-report.py RAW_DIR OUT_DIR. RAW_DIR holds NAME.txt (a bench's output) and NAME.status
 (`rc=.. seconds=..`) per step, and machine.txt (key=value). Figures come from the benches'
-machine-readable lines (`start ...`, `kill ...`, `cpuset ...`, `systemd ...`, `load ...`,
+machine-readable lines (`start ...`, `kill ...`, `cpuset ...`, `systemd ...`, `exec ...`, `load ...`,
 `shim ...` followed by key=value pairs; daemon-bench's bare `key=value` lines).
 """
 import os
@@ -142,6 +142,33 @@ def systemd_rows(rep, raw):
             verdict(s["throughput_ratio"] >= 0.6))
 
 
+def exec_rows(rep, raw, start_points):
+    """Issue 13 point 4: `runscope exec -- true`, CLI against CLI (bench/exec-bench.sh)."""
+    if read(raw, "exec") is None:
+        return
+    cases = {c["case"]: c for c in tagged(read(raw, "exec"), "exec")}
+    if "systemd_run" in cases and "exec_systemd" in cases:
+        ours, base = cases["exec_systemd"], cases["systemd_run"]
+        r = ours["p50_ms"] / base["p50_ms"]
+        rep.add("13", "`runscope exec -- true` p50 per invocation, systemd path (contained)", "%.2f ms" % ours["p50_ms"],
+                "`systemd-run --scope true` %.2f ms" % base["p50_ms"], "%.2fx" % r, "<= 1.0x", verdict(r <= 1.0))
+    else:
+        rep.missing("13", "runscope exec vs systemd-run (systemd path)", "exec-bench.sh failed (raw output below)")
+    if "bare" in cases and "exec_cgroupfs" in cases:
+        bare = cases["bare"]
+        for key, label in (("exec_cgroupfs", "`runscope exec -- true` p50 per invocation, cgroupfs v1"),
+                           ("exec_nocgroups", "`runscope exec --no-cgroups -- true` (the CLI process alone)")):
+            if key in cases:
+                rep.add("13", label, "%.2f ms" % cases[key]["p50_ms"], "bare fork+exec+wait %.2f ms" % bare["p50_ms"],
+                        "%.2fx" % (cases[key]["p50_ms"] / bare["p50_ms"]), "(reported: a CLI is a process of its own)", "-")
+    for n, bare_ms, status_ms, _ in start_points:
+        if n == 0:
+            r = status_ms / bare_ms
+            rep.add("13", "exec's runner on cgroupfs: start->exit status p50 (start_bench, as issue 2)",
+                    "%.3f ms" % status_ms, "bare fork+exec+wait %.3f ms" % bare_ms, "%.2fx" % r, "<= 1.5x",
+                    verdict(r <= 1.5))
+
+
 def daemon_rows(rep, raw):
     d = bare_pairs(read(raw, "daemon"))
     if read(raw, "daemon") is None:
@@ -265,6 +292,7 @@ def main():
     kill_rows(rep, raw)
     systemd_rows(rep, raw)
     cpuset_points = cpuset_rows(rep, raw)
+    exec_rows(rep, raw, start_points)
     have_daemon = daemon_rows(rep, raw)
     load_rows(rep, raw, have_daemon)
     png = plot(out, start_points, cpuset_points)

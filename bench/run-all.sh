@@ -1,10 +1,10 @@
 #!/bin/bash
-# Runs every benchmark of issues 2-5 and 7 in one go and writes bench/REPORT.md (each figure beside
+# Runs every benchmark of issues 2-5, 7 and 13 in one go and writes bench/REPORT.md (each figure beside
 # its baseline measured in the same run, the ratio, the target and met / not met) and
 # bench/report.png (start latency against tasks already running; reconcile cost against N).
 #   bench/run-all.sh [BUILD_DIR]     (default: build; RelWithDebInfo with benches; needs root)
 # Knobs: RUN_ALL_OUT (folder for REPORT.md and report.png, default bench/), RUN_ALL_START_ITER (300),
-#        RUN_ALL_LOAD_N (1000; 0 skips the load run), RUN_ALL_RUNNING ("0 100 1000"),
+#        RUN_ALL_LOAD_N (1000; 0 skips the load run), RUN_ALL_RUNNING ("0 100 1000"), RUN_ALL_EXEC_ROUNDS (100),
 #        RUN_ALL_KEEP_RAW=1 keeps the raw outputs (their folder is printed).
 # A bench that fails is reported as such (its output is kept in the report); the others still run.
 set -uo pipefail
@@ -14,8 +14,9 @@ OUT=${RUN_ALL_OUT:-$ROOT/bench}
 START_ITER=${RUN_ALL_START_ITER:-300}
 LOAD_N=${RUN_ALL_LOAD_N:-1000}
 RUNNING=${RUN_ALL_RUNNING:-0 100 1000}
+EXEC_ROUNDS=${RUN_ALL_EXEC_ROUNDS:-100}
 [ "$(id -u)" -eq 0 ] || { echo "run-all: needs root (cgroupfs, a contained systemd)" >&2; exit 2; }
-for bin in start_bench kill_bench cpuset_bench systemd_bench load_client; do
+for bin in start_bench kill_bench cpuset_bench systemd_bench exec_bench load_client; do
   [ -x "$BUILD_DIR/bench/$bin" ] || { echo "run-all: $BUILD_DIR/bench/$bin not built (-DRUNSCOPE_BENCH=ON)" >&2; exit 2; }
 done
 command -v gnuplot > /dev/null || echo "run-all: gnuplot is not installed: no PNG (scripts/setup.sh installs it)" >&2
@@ -60,6 +61,7 @@ done
 step kill "$BUILD_DIR/bench/kill_bench" 5
 step cpuset "$BUILD_DIR/bench/cpuset_bench" 10 100 1000
 step systemd "$ROOT/bench/systemd-bench.sh" "$BUILD_DIR"
+step exec "$ROOT/bench/exec-bench.sh" "$BUILD_DIR" "$EXEC_ROUNDS"
 if [ -x "$ROOT/bench/daemon-bench.sh" ]; then
   step daemon "$ROOT/bench/daemon-bench.sh" "$BUILD_DIR"
 fi

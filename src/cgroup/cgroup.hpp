@@ -32,10 +32,15 @@ namespace runscope::cgroup {
 // missing partition folder (copying cpus/mems from its parent on v1); the reconciler owns its cpus.
 enum class CpuPartition { none, shared, reserved };
 
+// The cpu weight range (cgroup v2's cpu.weight; v1 maps it to cpu.shares). The one place it is
+// written down: the spec validator, the backends and the CLI all refer to it.
+inline constexpr std::uint64_t kMinCpuWeight = 1;
+inline constexpr std::uint64_t kMaxCpuWeight = 10000;
+
 struct Limits {
   CpuPartition partition = CpuPartition::none;
   std::optional<std::uint64_t> memory_max;  // bytes
-  std::optional<std::uint64_t> cpu_weight;  // 1..10000, v2 scale; v1 maps it to cpu.shares
+  std::optional<std::uint64_t> cpu_weight;  // kMinCpuWeight..kMaxCpuWeight, v2 scale; v1: cpu.shares
   std::optional<std::uint64_t> pids_max;
   std::optional<CpuSet> cpuset;
   bool empty() const { return !memory_max && !cpu_weight && !pids_max && !cpuset; }

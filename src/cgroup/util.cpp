@@ -70,8 +70,9 @@ bool cg_poll_until(const Deadline& deadline, const std::function<bool()>& done) 
 }
 
 std::uint64_t cg_weight_to_shares(std::uint64_t weight) {
-  if (weight < 1 || weight > 10000) {
-    throw Error(ErrorKind::invalid_argument, "cpu weight " + std::to_string(weight) + " is outside 1..10000");
+  if (weight < kMinCpuWeight || weight > kMaxCpuWeight) {
+    throw Error(ErrorKind::invalid_argument, "cpu weight " + std::to_string(weight) + " is outside " +
+                                                 std::to_string(kMinCpuWeight) + ".." + std::to_string(kMaxCpuWeight));
   }
   return std::clamp<std::uint64_t>(weight * 1024 / 100, 2, 262144);
 }

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cgroup/cgroup.hpp"
 #include "common/clock.hpp"
 
 namespace runscope::cgroup {
@@ -36,7 +37,7 @@ std::size_t cg_kill_pids(const std::vector<pid_t>& pids, int sig);
 bool cg_poll_until(const Deadline& deadline, const std::function<bool()>& done);
 
 // The cpu.shares systemd derives from a cpu weight: weight * 1024 / 100, clamped to 2..262144.
-// Throws Error(invalid_argument) for a weight outside 1..10000.
+// Throws Error(invalid_argument) for a weight outside kMinCpuWeight..kMaxCpuWeight.
 std::uint64_t cg_weight_to_shares(std::uint64_t weight);
 
 // The v1 freezer recipe (runc's): write FROZEN and read the state back until it says FROZEN, up

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "cli/daemon_client.hpp"
+#include "cli/task_flags.hpp"
 #include "common/task_id.hpp"
 #include "common/units.hpp"
 #include "config/config.hpp"
@@ -19,53 +20,23 @@ namespace {
 constexpr auto kWaitPoll = std::chrono::seconds(1);
 
 struct RunOptions {
-  std::string alloc, task, memory_max, kill_signal, kill_timeout, user, chdir, log_target, file;
-  std::optional<unsigned> cores;
-  std::optional<std::uint64_t> cpu_weight, pids_max;
-  std::vector<std::string> env, command;
+  TaskFlags flags;
+  std::string file;
   bool wait = false, json = false;
 };
 
-nlohmann::json env_json(const std::vector<std::string>& pairs) {
-  auto env = nlohmann::json::object();
-  for (const auto& kv : pairs) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) throw Error(ErrorKind::invalid_argument, "--env: '" + kv + "' is not KEY=VALUE");
-    env[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  return env;
-}
-
-// The spec as the daemon takes it (docs/api.md); the daemon validates every field.
+// The spec as the daemon takes it (docs/api.md), validated here by the same function `exec` uses
+// (the daemon validates it again: it trusts no client).
 nlohmann::json spec_from_options(const RunOptions& o) {
-  if (o.command.empty()) throw Error(ErrorKind::invalid_argument, "run: give a command after -- or --file TASK.toml");
-  // Checked here too, so a name JSON can't carry (invalid UTF-8) gets the daemon's message.
-  if (!o.alloc.empty()) validate_name_part("alloc", o.alloc);
-  if (!o.task.empty()) validate_name_part("task", o.task);
-  nlohmann::json config{{"command", o.command.front()},
-                        {"args", std::vector<std::string>(o.command.begin() + 1, o.command.end())}};
-  if (!o.chdir.empty()) config["cwd"] = o.chdir;
-  nlohmann::json spec{{"task", o.task.empty() ? std::filesystem::path(o.command.front()).filename().string() : o.task},
-                      {"driver", "raw_exec"},
-                      {"config", config}};
-  if (!o.alloc.empty()) spec["alloc"] = o.alloc;
-  if (!o.env.empty()) spec["env"] = env_json(o.env);
-  if (!o.user.empty()) spec["user"] = o.user;
-  auto resources = nlohmann::json::object();
-  if (o.cores) resources["cores"] = *o.cores;
-  if (!o.memory_max.empty()) resources["memory_max"] = o.memory_max;
-  if (o.cpu_weight) resources["cpu_weight"] = *o.cpu_weight;
-  if (o.pids_max) resources["pids_max"] = *o.pids_max;
-  if (!resources.empty()) spec["resources"] = resources;
-  if (!o.kill_signal.empty()) spec["kill_signal"] = o.kill_signal;
-  if (!o.kill_timeout.empty()) spec["kill_timeout"] = o.kill_timeout;
-  if (!o.log_target.empty()) spec["log"] = {{"target", o.log_target}};
-  return spec;
+  if (o.flags.command.empty()) {
+    throw Error(ErrorKind::invalid_argument, "run: give a command after -- or --file TASK.toml");
+  }
+  return driver::to_json(task_spec_from_flags(o.flags));
 }
 
 // A task file is the same document in TOML; the daemon validates it, so this only converts.
 nlohmann::json spec_from_file(const RunOptions& o) {
-  if (!o.command.empty()) throw Error(ErrorKind::invalid_argument, "run: --file and a command exclude each other");
+  if (!o.flags.command.empty()) throw Error(ErrorKind::invalid_argument, "run: --file and a command exclude each other");
   std::error_code ec;
   auto bytes = std::filesystem::file_size(o.file, ec);
   if (!ec && bytes > driver::kMaxSpecBytes) {
@@ -83,8 +54,8 @@ nlohmann::json spec_from_file(const RunOptions& o) {
   std::ostringstream text;
   text << toml::json_formatter(table);
   auto spec = nlohmann::json::parse(text.str());
-  if (!o.alloc.empty()) spec["alloc"] = o.alloc;
-  if (!o.task.empty()) spec["task"] = o.task;
+  if (!o.flags.alloc.empty()) spec["alloc"] = o.flags.alloc;
+  if (!o.flags.task.empty()) spec["task"] = o.flags.task;
   return spec;
 }
 
@@ -142,21 +113,9 @@ Command add_run(CLI::App& app, const Globals& globals) {
   auto o = std::make_shared<RunOptions>();
   auto* sub = app.add_subcommand("run", "Start a task under runscoped (detached unless --wait)");
   sub->add_option("--file", o->file, "Task file (TOML, the StartTask spec)")->check(CLI::ExistingFile);
-  sub->add_option("--alloc", o->alloc, "Allocation ID (default: a random UUID)");
-  sub->add_option("--task", o->task, "Task name (default: the command's basename)");
-  sub->add_option("--cores", o->cores, "Exclusive cores for the task");
-  sub->add_option("--memory-max", o->memory_max, "Memory limit, e.g. 512M");
-  sub->add_option("--cpu-weight", o->cpu_weight, "CPU weight 1..10000");
-  sub->add_option("--pids-max", o->pids_max, "Process count limit");
-  sub->add_option("--kill-signal", o->kill_signal, "Graceful stop signal (default: config task.kill_signal)");
-  sub->add_option("--kill-timeout", o->kill_timeout, "Grace period before the cgroup kill (default: config)");
-  sub->add_option("--user", o->user, "Run as USER (root callers only; others run as themselves)");
-  sub->add_option("--chdir", o->chdir, "Working directory (absolute)");
-  sub->add_option("--env", o->env, "Set KEY=VALUE in the task's environment (repeatable)");
-  sub->add_option("--log-target", o->log_target, "auto, file or journal");
+  add_task_flags(*sub, o->flags, FlagsFor::run);
   sub->add_flag("--wait", o->wait, "Follow the task and exit with its exit code");
   sub->add_flag("--json", o->json, "Print JSON");
-  sub->add_option("command", o->command, "The command and its arguments (after --)");
   return {sub, [&globals, o] { return run_run(globals, *o); }};
 }
 

@@ -34,7 +34,7 @@ std::optional<WallTime> opt_time(const json& j) {
 }  // namespace
 
 TaskInfo blank_info(TaskId id) {
-  return TaskInfo{std::move(id), 0, TaskState::pending, 0, {}, {}, {}, {}, false, {}, {}, {}, {}};
+  return TaskInfo{std::move(id), 0, TaskState::pending, 0, {}, {}, {}, {}, false, {}, {}, {}, {}, {}};
 }
 
 TaskState parse_task_state(const std::string& text) {
@@ -74,6 +74,7 @@ TaskRecord parse_task_record(const std::string& text) {
     r.info.oom_killed = i.at("oom_killed").get<bool>();
     r.info.started_at = opt_time(i.at("started_at"));
     r.info.finished_at = opt_time(i.at("finished_at"));
+    r.info.usage = driver::Usage::from_json(i);
     if (!i.at("cpus").is_null()) r.info.cpus = CpuSet::parse(i["cpus"].get<std::string>());
     r.info.spec = driver::parse_task_spec_json(i.at("spec").dump());
     r.partition = parse_partition(j.at("partition").get<std::string>());

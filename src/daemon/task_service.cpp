@@ -28,9 +28,6 @@ bool is_final(TaskState state) { return state != TaskState::pending && state != 
 
 nlohmann::json TaskInfo::to_json() const {
   using nlohmann::json;
-  auto opt_time = [](const std::optional<WallTime>& t) -> json {
-    return t ? json(driver::format_time(*t)) : json(nullptr);
-  };
   json j = {{"alloc", id.alloc()},
             {"task", id.task()},
             {"owner", owner},
@@ -38,13 +35,10 @@ nlohmann::json TaskInfo::to_json() const {
             {"pid", pid},
             {"manager", manager},
             {manager == "systemd" ? "unit" : "cgroup", location},
-            {"exit_code", exit_code ? json(*exit_code) : json(nullptr)},
-            {"signal", signal ? json(*signal) : json(nullptr)},
-            {"oom_killed", oom_killed},
-            {"started_at", opt_time(started_at)},
-            {"finished_at", opt_time(finished_at)},
             {"cpus", cpus ? json(cpus->to_string()) : json(nullptr)},
             {"spec", driver::to_json(spec)}};
+  // The verdict's keys, exactly as `runscope exec --status-file` writes them.
+  j.update(driver::Verdict{exit_code, signal, oom_killed, started_at, finished_at, usage}.to_json());
   return j;
 }
 

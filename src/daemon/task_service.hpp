@@ -33,6 +33,7 @@
 #include "common/task_id.hpp"
 #include "common/units.hpp"
 #include "driver/task_spec.hpp"
+#include "driver/verdict.hpp"
 
 namespace runscope::daemon {
 
@@ -72,7 +73,8 @@ struct TaskInfo {
   std::optional<WallTime> finished_at;
   std::optional<CpuSet> cpus;  // reserved cores, if any
   driver::TaskSpec spec;
-  // alloc, task, state, pid, unit|cgroup, exit_code, signal, oom_killed, started_at, finished_at (RFC 3339), ...
+  driver::Usage usage;  // peak memory and CPU time, read when it ended (driver/verdict.hpp)
+  // alloc, task, state, pid, unit|cgroup, then driver::Verdict's keys (exit_code ... cpu_system_usec), ...
   nlohmann::json to_json() const;
 };
 

@@ -6,14 +6,12 @@
 // reservation is left, and the caller gets the error with its kind.
 #include <sys/stat.h>
 
-#include <algorithm>
-
 #include "common/error.hpp"
 #include "common/file.hpp"
 #include "daemon/task_internal.hpp"
-#include "driver/catalog.hpp"
 #include "driver/credentials.hpp"
 #include "driver/shim_protocol.hpp"
+#include "driver/task_compile.hpp"
 
 namespace runscope::daemon {
 
@@ -27,7 +25,7 @@ constexpr const char* kCoresEnv = "RUNSCOPE_CPU_CORES";
 std::optional<driver::Credentials> run_as(const driver::TaskSpec& spec, const Caller& caller) {
   if (caller.is_root()) {
     if (!spec.user) return std::nullopt;
-    return driver::resolve_credentials(*spec.user);
+    return driver::resolve_user(*spec.user);
   }
   driver::Credentials own{caller.uid, caller.gid, {}};
   try {
@@ -36,21 +34,13 @@ std::optional<driver::Credentials> run_as(const driver::TaskSpec& spec, const Ca
     // A uid without a passwd entry still runs as itself, with no supplementary groups.
   }
   if (spec.user) {
-    auto named = driver::resolve_credentials(*spec.user);
+    auto named = driver::resolve_user(*spec.user);
     if (named.uid != caller.uid) {
       throw Error(ErrorKind::permission, "user: a caller that is not root may run tasks only as itself (uid " +
                                              std::to_string(caller.uid) + "), not as '" + *spec.user + "'");
     }
   }
   return own;
-}
-
-cgroup::Limits limits_for(const driver::TaskSpec& spec) {
-  cgroup::Limits l;
-  l.memory_max = spec.resources.memory_max;
-  l.cpu_weight = spec.resources.cpu_weight;
-  l.pids_max = spec.resources.pids_max;
-  return l;
 }
 
 driver::ShimLaunch shim_launch(const TaskId& id, const driver::TaskSpec& spec, const driver::SpawnSpec& spawn,
@@ -115,7 +105,7 @@ void TaskManager::prepare(const SpecSource& source, const Caller& caller, const 
   std::optional<driver::Credentials> creds;
   try {
     spec = source.parse();
-    driver::default_catalog().validate(spec);
+    driver::validate_task(spec);
     creds = run_as(spec, caller);
     task = admit_task(spec, caller, creds);
   } catch (...) {
@@ -143,10 +133,7 @@ TaskManager::TaskPtr TaskManager::admit_task(driver::TaskSpec& spec, const Calle
                     (options_.cpusets_off_reason.empty() ? "" : " (" + options_.cpusets_off_reason + ")"));
   }
   auto current = policy();  // a reload may change it at any time
-  const auto& denied = current.denied_uids;
-  if (std::find(denied.begin(), denied.end(), uid) != denied.end()) {
-    throw Error(ErrorKind::permission, "uid " + std::to_string(uid) + " is in [task] denied_uids");
-  }
+  driver::check_uid_allowed(uid, current.denied_uids);
   TaskId id(spec.alloc.value_or(random_uuid()), spec.task);
   auto task = std::make_shared<Task>(id, task_dir(id), caller.uid);
   auto& info = task->record.info;
@@ -169,8 +156,9 @@ TaskManager::TaskPtr TaskManager::admit_task(driver::TaskSpec& spec, const Calle
 void TaskManager::make_task(const TaskPtr& task, const driver::TaskSpec& spec,
                             const std::optional<driver::Credentials>& creds) {
   const TaskId& id = task->id;
-  cgroup::Limits limits = limits_for(spec);
-  driver::SpawnSpec spawn = driver::default_catalog().get(spec.driver).to_spawn(spec, options_.base_env);
+  auto compiled = driver::compile_task(spec, {options_.base_env}, creds);  // the path `runscope exec` takes too
+  cgroup::Limits limits = compiled.limits;
+  driver::SpawnSpec spawn = std::move(compiled.spawn);
   std::optional<CpuSet> cpus;
   auto partition = cgroup::CpuPartition::none;
   if (spec.resources.cores) {

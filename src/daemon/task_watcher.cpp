@@ -10,6 +10,7 @@
 #include "common/error.hpp"
 #include "daemon/task_internal.hpp"
 #include "driver/shim_protocol.hpp"
+#include "driver/verdict.hpp"
 
 namespace runscope::daemon {
 
@@ -20,6 +21,7 @@ struct Ending {
   std::optional<driver::ExitRecord> exit;
   cgroup::Stats stats;
   std::string note;
+  bool counted = false;  // stats were read
 };
 
 // Only a shim that has ended is reaped (waiting for one stuck in the kernel would hold a thread);
@@ -36,7 +38,7 @@ void reap_shim(const std::shared_ptr<UniqueFd>& shim, bool own_child) {
 TaskState final_state(const Ending& end, bool stop_requested) {
   if (!end.exit) return stop_requested ? TaskState::killed : TaskState::lost;
   const auto& status = end.exit->status;
-  if (status.signaled && status.value == SIGKILL && end.stats.oom_kills > 0) return TaskState::oom_killed;
+  if (driver::ended_by_oom(status, end.stats)) return TaskState::oom_killed;
   return stop_requested ? TaskState::killed : TaskState::exited;
 }
 
@@ -45,6 +47,7 @@ TaskEvent apply_ending(TaskRecord& record, Ending& end) {
   auto& info = record.info;
   info.state = final_state(end, record.stop_requested);
   info.oom_killed = info.state == TaskState::oom_killed;
+  if (end.counted) info.usage = driver::Usage::of(end.stats);
   if (end.exit) {
     const auto& status = end.exit->status;
     info.exit_code = status.signaled ? std::nullopt : std::optional<int>(status.value);
@@ -83,7 +86,7 @@ void TaskManager::begin_finish(const TaskPtr& task) {
   if (task->shim_watch != 0) reactor_.unwatch(task->shim_watch);
   task->shim_watch = 0;
   pool_.post(task->owner, [this, task, shim = task->shim_pidfd, own = task->own_child] {
-    Ending end{{}, {}, ""};
+    Ending end{{}, {}, "", false};
     reap_shim(shim, own);
     try {
       end.exit = driver::read_exit_record(task->dir);
@@ -93,6 +96,7 @@ void TaskManager::begin_finish(const TaskPtr& task) {
     if (auto* cg = cgroup_of(*task)) {
       try {
         end.stats = cg->stats();
+        end.counted = true;
         cg->destroy(Deadline(clock_, options_.cleanup_timeout));
       } catch (const std::exception& e) {
         log("cleaning up " + task->id.display() + ": " + e.what());
@@ -128,7 +132,7 @@ void TaskManager::begin_finish(const TaskPtr& task) {
 
 // Recovery: the same end, done inline (nothing else acts on the task yet) and saved at once.
 void TaskManager::finish_now(const TaskPtr& task, const std::string& message) {
-  Ending end{{}, {}, message};
+  Ending end{{}, {}, message, false};
   try {
     end.exit = driver::read_exit_record(task->dir);
   } catch (const Error& e) {
@@ -137,6 +141,7 @@ void TaskManager::finish_now(const TaskPtr& task, const std::string& message) {
   if (task->cg) {
     try {
       end.stats = task->cg->stats();
+      end.counted = true;
       task->cg->destroy(Deadline(clock_, options_.cleanup_timeout));
     } catch (const std::exception& e) {
       log("cleaning up " + task->id.display() + ": " + e.what());

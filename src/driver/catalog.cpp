@@ -59,7 +59,11 @@ class RawExec final : public Driver {
     }
     if (spec.config.contains("cwd")) out.cwd = spec.config["cwd"].get<std::string>();
     out.env = base_env;
-    for (const auto& [k, v] : spec.env) out.env.push_back(k + "=" + v);
+    for (const auto& [k, v] : spec.env) {
+      // Replaces the base's entry: with two, getenv() and the PATH lookup would disagree.
+      std::erase_if(out.env, [&k](const std::string& e) { return e.starts_with(k + "="); });
+      out.env.push_back(k + "=" + v);
+    }
     return out;
   }
 

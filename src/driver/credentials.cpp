@@ -67,4 +67,10 @@ Credentials resolve_credentials(std::string_view user, std::optional<std::string
   return creds;
 }
 
+Credentials resolve_user(std::string_view user_and_group) {
+  const auto colon = user_and_group.find(':');
+  if (colon == std::string_view::npos) return resolve_credentials(user_and_group);
+  return resolve_credentials(user_and_group.substr(0, colon), user_and_group.substr(colon + 1));
+}
+
 }  // namespace runscope::driver

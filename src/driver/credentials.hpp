@@ -22,4 +22,7 @@ struct Credentials {
 // user or group that does not exist.
 Credentials resolve_credentials(std::string_view user, std::optional<std::string_view> group = std::nullopt);
 
+// "USER" or "USER:GROUP", as `--user` and a task spec's "user" are written.
+Credentials resolve_user(std::string_view user_and_group);
+
 }  // namespace runscope::driver

@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "common/error.hpp"
+#include "driver/task_compile.hpp"
 
 namespace runscope::driver {
 namespace {
@@ -68,12 +69,36 @@ ExitStatus RunningTask::wait() {
 
 ExitStatus RunningTask::stop() {
   if (result_) return *result_;
+  main_.wait_exited(begin_stop());
+  return finish();
+}
+
+Deadline RunningTask::begin_stop() {
+  stop_requested_ = true;
   spdlog::info("task {}: stopping with {} (timeout {})", id_.display(), kill_.signal,
                format_duration(kill_.timeout));
-  if (main_.signal(kill_.signal)) {
-    main_.wait_exited(Deadline(*clock_, kill_.timeout));
+  if (!result_ && main_.signal(kill_.signal) && kill_.signal != SIGCONT && kill_.signal != SIGKILL) {
+    main_.signal(SIGCONT);
   }
+  return Deadline(*clock_, kill_.timeout);
+}
+
+ExitStatus RunningTask::kill_now() {
+  stop_requested_ = true;
+  if (result_) return *result_;
   return finish();
+}
+
+bool RunningTask::signal_main(int sig) { return !result_ && main_.signal(sig); }
+
+bool RunningTask::signal_group(int sig) {
+  if (result_ || main_.reaped()) return false;
+  return ::kill(-main_.pid(), sig) == 0;
+}
+
+Verdict RunningTask::verdict() const {
+  if (!result_) throw Error(ErrorKind::conflict, "task " + id_.display() + " has not ended yet");
+  return make_verdict(*result_, usage_, started_at_, finished_at_);
 }
 
 // The main process has ended, or is to be killed now: SIGKILL whatever is left, remove the
@@ -91,7 +116,15 @@ ExitStatus RunningTask::finish() {
     throw Error(ErrorKind::timeout, "task " + id_.display() + ": main process " + std::to_string(main_.pid()) +
                                         " did not end after SIGKILL");
   }
-  if (cgroup_) cgroup_->destroy(deadline);
+  finished_at_ = std::chrono::system_clock::now();
+  if (cgroup_) {
+    try {
+      usage_ = cgroup_->stats();  // the last chance: the counters go with the cgroup
+    } catch (const std::exception& e) {
+      spdlog::warn("task {}: reading its cgroup's counters: {}", id_.display(), e.what());
+    }
+    cgroup_->destroy(deadline);
+  }
   result_ = *status;
   spdlog::info("task {}: ended with {}", id_.display(), status->describe());
   return *status;
@@ -115,12 +148,7 @@ Runner::Runner(cgroup::Backend* backend, Spawner& spawner, Clock& clock, RunnerO
     : backend_(backend), spawner_(&spawner), clock_(&clock), options_(std::move(options)) {}
 
 void Runner::check_uid(const SpawnSpec& spec) const {
-  const uid_t uid = spec.credentials ? spec.credentials->uid : ::geteuid();
-  const auto& denied = options_.denied_uids;
-  if (std::find(denied.begin(), denied.end(), uid) != denied.end()) {
-    throw Error(ErrorKind::permission, "uid " + std::to_string(uid) +
-                                           " is not allowed to run tasks (it is in task.denied_uids)");
-  }
+  check_uid_allowed(spec.credentials ? spec.credentials->uid : ::geteuid(), options_.denied_uids);
 }
 
 std::unique_ptr<RunningTask> Runner::start(const TaskId& id, const cgroup::Limits& limits, const SpawnSpec& spec,

@@ -17,6 +17,7 @@
 #include "common/units.hpp"
 #include "driver/process.hpp"
 #include "driver/spawn.hpp"
+#include "driver/verdict.hpp"
 
 namespace runscope::driver {
 
@@ -57,6 +58,24 @@ class RunningTask {
   // then SIGKILL for everything and the cgroup removed. Returns how the main process ended.
   ExitStatus stop();
 
+  // The same in steps, for a caller that keeps serving events meanwhile (`runscope exec`):
+  // begin_stop() sends the kill signal, then SIGCONT (a stopped task could not act on it), and
+  // returns the end of the grace period; wait() or kill_now() follow.
+  Deadline begin_stop();
+  bool stop_requested() const { return stop_requested_; }
+  // SIGKILL for everything now, the cgroup removed; returns how the main process ended.
+  ExitStatus kill_now();
+
+  // `sig` to the main process; false once it has ended.
+  bool signal_main(int sig);
+  // `sig` to the main process's process group (its own, from setsid), as a terminal sends job
+  // control signals to a foreground job. Safe while the main process is unreaped: its zombie
+  // keeps the group id from reuse. False once it has been reaped.
+  bool signal_group(int sig);
+
+  // Once finished: how it ended, with what its cgroup counted just before it was removed.
+  Verdict verdict() const;
+
  private:
   friend class Runner;
   RunningTask(TaskId id, KillPolicy kill, Clock& clock, Duration cleanup_timeout,
@@ -71,6 +90,10 @@ class RunningTask {
   std::unique_ptr<cgroup::TaskCgroup> cgroup_;
   Process main_;
   std::optional<ExitStatus> result_;
+  WallTime started_at_ = std::chrono::system_clock::now();
+  WallTime finished_at_{};
+  std::optional<cgroup::Stats> usage_;
+  bool stop_requested_ = false;
 };
 
 class Runner {

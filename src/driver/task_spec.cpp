@@ -9,6 +9,7 @@
 
 #include <toml++/toml.h>
 
+#include "cgroup/cgroup.hpp"
 #include "common/error.hpp"
 #include "common/file.hpp"
 #include "common/task_id.hpp"
@@ -115,7 +116,7 @@ void parse_resources(const Validator& v, const json& node, Resources& r) {
                  v.fail(path, value, "below the minimum of " + std::to_string(kMinMemoryMax) + " bytes (1M)");
                }
              }
-             if (key == "cpu_weight") r.cpu_weight = v.integer(path, value, 1, 10000);
+             if (key == "cpu_weight") r.cpu_weight = v.integer(path, value, cgroup::kMinCpuWeight, cgroup::kMaxCpuWeight);
              if (key == "pids_max") r.pids_max = v.integer(path, value, 1, UINT32_MAX);
            });
 }
@@ -255,7 +256,11 @@ TaskSpec parse_task_spec_json(std::string_view text) {
   }
   json root = json::parse(text, nullptr, false);
   if (root.is_discarded()) throw Error(ErrorKind::invalid_argument, "spec: not valid JSON");
-  return validate(root, Validator([](const std::string&) { return std::string(); }));
+  return parse_task_spec(root);
+}
+
+TaskSpec parse_task_spec(const nlohmann::json& document) {
+  return validate(document, Validator([](const std::string&) { return std::string(); }));
 }
 
 TaskSpec parse_task_spec_toml(const std::filesystem::path& file) {

@@ -66,6 +66,8 @@ inline constexpr std::uint64_t kMinMemoryMax = 1u << 20;
 
 // Throw Error(invalid_argument) naming the field and value; unknown fields are errors too.
 TaskSpec parse_task_spec_json(std::string_view json);
+// The same for a document already built (the CLI's flags): strings need not be UTF-8 here.
+TaskSpec parse_task_spec(const nlohmann::json& document);
 TaskSpec parse_task_spec_toml(const std::filesystem::path& file);  // messages add file:line:column
 // The same from text already read; `file` names it in messages.
 TaskSpec parse_task_spec_toml_text(std::string_view text, const std::filesystem::path& file);

@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <filesystem>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -80,9 +79,6 @@ class SystemdBackend final : public cgroup::Backend {
   bool pidfds_refused() const { return pidfd_support() == PidfdSupport::refused; }
   std::vector<std::string> our_slices() const;
   std::string slice_property(const std::string& unit) const;  // the unit's Slice; not_found if none
-  // The slice's ControlGroup, asked once per slice: a scope's folder is "<that>/<unit>", which
-  // saves a round trip per task (the answer is still checked against /proc/PID/cgroup).
-  std::string slice_control_group(const std::string& slice);
 
  private:
   std::unique_ptr<SystemdManager> owned_manager_;  // null when borrowed
@@ -92,8 +88,6 @@ class SystemdBackend final : public cgroup::Backend {
   // Learned from systemd's first answer (versions before 253 refuse PIDFDs).
   std::atomic<PidfdSupport> pidfd_support_{PidfdSupport::unknown};
   std::mutex pidfd_probe_mutex_;
-  std::mutex slice_mutex_;
-  std::map<std::string, std::string> slice_cgroups_;
   std::unique_ptr<SupervisorsScope> supervisors_;
 };
 

@@ -12,6 +12,9 @@
 
 #include "cgroup/host.hpp"
 #include "cgroup/v1_backend.hpp"
+#include <nlohmann/json.hpp>
+
+#include "support/exec_checks.hpp"
 #include "support/held_child.hpp"
 #include "support/runscope_cli.hpp"
 #include "driver/manager_choice.hpp"
@@ -53,11 +56,14 @@ class RunscopeExecOnHost : public ::testing::TestWithParam<Version> {
     }
   }
 
+  // exec's parent: beside the configured one, which is runscoped's (see exec.cpp).
+  std::string exec_parent() const { return parent_ + "-exec"; }
+
   // The folders runscope makes the parent in: one per v1 controller it uses, or the v2 one.
   std::vector<fs::path> parent_dirs() const {
     auto beneath = [&](const fs::path& mount, const std::string& key) {
       auto it = own_.find(key);
-      return mount / (it != own_.end() ? fs::path(it->second).relative_path() : fs::path()) / parent_;
+      return mount / (it != own_.end() ? fs::path(it->second).relative_path() : fs::path()) / exec_parent();
     };
     if (v2_) return {beneath(layout_.unified_mount, cgroup::kUnifiedKey)};
     std::vector<fs::path> dirs;
@@ -96,6 +102,11 @@ class RunscopeExecOnHost : public ::testing::TestWithParam<Version> {
     return all;
   }
   testing::CliResult exec(std::vector<std::string> args) { return cli_.run(exec_args(std::move(args))); }
+  testing::ExecUnderTest under_test() {
+    std::vector<std::string> exec;
+    if (v2_ && layout_.mode != cgroup::Mode::unified) exec.push_back("--cgroupfs-v2");
+    return {cli_, {"--config", config_}, exec};
+  }
   std::string pids_file(const std::string& name) const { return (cli_.dir() / (name + ".pids")).string(); }
   bool no_task_cgroups() const {
     for (const auto& dir : parent_dirs()) {
@@ -117,7 +128,7 @@ class RunscopeExecOnHost : public ::testing::TestWithParam<Version> {
 TEST_P(RunscopeExecOnHost, TheCommandsFirstActSeesItsOwnCgroupInEveryController) {
   auto r = exec({"--alloc", "a1", "--task", "first", "--", "cat", "/proc/self/cgroup"});
   ASSERT_EQ(r.code, 0) << r.err;
-  const std::string suffix = "/" + parent_ + "/a1-first";
+  const std::string suffix = "/" + exec_parent() + "/a1-first";
   std::map<std::string, std::string> seen;
   std::istringstream lines(r.out);
   for (std::string line; std::getline(lines, line);) {
@@ -217,6 +228,72 @@ TEST_P(RunscopeExecOnHost, BadInputGivesAClearErrorAndLeavesNothing) {
   auto config = cli_.run({"--config", bad_config, "exec", "--", "true"});
   EXPECT_EQ(config.code, 78);
   EXPECT_NE(config.err.find(bad_config + ":2:"), std::string::npos) << config.err;
+  EXPECT_TRUE(no_task_cgroups());
+}
+
+// Every class of signal on this path (cli/exec_signals.hpp); teardown checks nothing is left.
+TEST_P(RunscopeExecOnHost, StopSignalsStopTheTaskGracefullyAndASecondOneKillsAtOnce) {
+  testing::check_stop_signal_stops_gracefully(under_test(), SIGHUP);
+  testing::check_stop_signal_stops_gracefully(under_test(), SIGQUIT);
+  testing::check_second_stop_signal_kills_at_once(under_test());
+  EXPECT_TRUE(no_task_cgroups());
+}
+
+TEST_P(RunscopeExecOnHost, OtherSignalsAreForwardedToTheMainProcess) {
+  testing::check_signals_are_forwarded(under_test(), {SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM, SIGRTMIN + 1});
+  EXPECT_TRUE(no_task_cgroups());
+}
+
+TEST_P(RunscopeExecOnHost, JobControlActsAsOnAShellsForegroundJob) {
+  testing::check_job_control_dropped_when_orphaned(under_test(), SIGTSTP);
+  testing::check_job_control_stops_and_resumes(under_test(), SIGTSTP);
+  EXPECT_TRUE(no_task_cgroups());
+}
+
+TEST_P(RunscopeExecOnHost, ASigkillOfRunscopeLeavesAnOrphanThatOrphansKillEndsWithItsCgroup) {
+  testing::check_sigkill_leaves_an_orphan_that_orphans_ends(under_test(), "host-" + std::to_string(::getpid()));
+  EXPECT_TRUE(no_task_cgroups());
+}
+
+TEST_P(RunscopeExecOnHost, ReportsAnOomKillAsSuchWithTheSameVerdictAsInspect) {
+  const auto status = (cli_.dir() / "verdict.json").string();
+  auto r = exec({"--memory-max", "32M", "--status-file", status, "--", "sh", "-c", "exec tail /dev/zero"});
+  if (v2_ && layout_.mode != cgroup::Mode::unified) {
+    // This hybrid host's cgroup2 has no memory controller: the limit is refused, naming it.
+    EXPECT_EQ(r.code, 69) << r.err;
+    EXPECT_NE(r.err.find("memory"), std::string::npos) << r.err;
+    EXPECT_TRUE(no_task_cgroups());
+    return;
+  }
+  EXPECT_EQ(r.code, 128 + SIGKILL) << r.err;
+  EXPECT_NE(r.err.find("killed by the kernel's OOM killer"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--memory-max 32M"), std::string::npos) << r.err;
+  auto j = nlohmann::json::parse(std::ifstream(status));
+  EXPECT_EQ(j["state"], "oom_killed");
+  EXPECT_EQ(j["oom_killed"], true);
+  EXPECT_EQ(j["signal"], SIGKILL);
+  EXPECT_TRUE(j["exit_code"].is_null());
+  ASSERT_TRUE(j["memory_peak"].is_number()) << j.dump();
+  EXPECT_GE(j["memory_peak"].get<std::uint64_t>(), 30u << 20);
+  EXPECT_LE(j["memory_peak"].get<std::uint64_t>(), 32u << 20);
+  EXPECT_TRUE(j["cpu_user_usec"].is_number());
+  EXPECT_TRUE(j["cpu_system_usec"].is_number());
+  EXPECT_EQ(j["manager"], "cgroupfs");
+  EXPECT_TRUE(no_task_cgroups());
+}
+
+TEST_P(RunscopeExecOnHost, AKillMinusNineOfTheTaskIsNotAnOomKill) {
+  const auto status = (cli_.dir() / "verdict.json").string();
+  std::vector<std::string> limit;
+  if (!v2_) limit = {"--memory-max", "64M"};
+  limit.insert(limit.end(), {"--status-file", status, "--", "sh", "-c", "kill -KILL $$"});
+  auto r = exec(limit);
+  EXPECT_EQ(r.code, 128 + SIGKILL) << r.err;
+  EXPECT_EQ(r.err.find("OOM"), std::string::npos) << r.err;
+  auto j = nlohmann::json::parse(std::ifstream(status));
+  EXPECT_EQ(j["state"], "exited");
+  EXPECT_EQ(j["oom_killed"], false);
+  EXPECT_TRUE(j["cpu_user_usec"].is_number());
   EXPECT_TRUE(no_task_cgroups());
 }
 

@@ -33,6 +33,7 @@ struct FakeCgroupState {
   std::vector<std::string> home_files;
   int home_flags = O_WRONLY;
   std::vector<pid_t> home_moved;
+  cgroup::Stats stats;        // what stats() reports
 };
 
 class FakeSupervisorHome final : public cgroup::SupervisorHome {
@@ -77,7 +78,7 @@ class FakeTaskCgroup final : public cgroup::TaskCgroup {
   void kill_all(const Deadline&, cgroup::KillMethod) override { ++state_->kill_alls; }
   void destroy(const Deadline&) override { ++state_->destroyed; }
   void set_cpuset(const CpuSet&) override {}
-  cgroup::Stats stats() const override { return {}; }
+  cgroup::Stats stats() const override { return state_->stats; }
   std::string location() const override { return "fake"; }
   cgroup::Folders folders() const override { return cgroup::Folders{state_->folder, {}}; }
   cgroup::SupervisorHome* supervisor_home() const override { return state_->with_home ? &home_ : nullptr; }
@@ -94,6 +95,7 @@ class FakeBackend final : public cgroup::Backend {
     ids.push_back(id);
     this->limits.push_back(limits);
     state = std::make_shared<FakeCgroupState>();
+    state->stats = stats;
     if (prepare) prepare(*state);
     if (!folder_root.empty()) {
       state->folder = folder_root / id.cgroup_name();
@@ -109,6 +111,7 @@ class FakeBackend final : public cgroup::Backend {
   std::function<void(FakeCgroupState&)> prepare;  // when set, called on each new cgroup's state
   std::vector<TaskId> ids;
   std::vector<cgroup::Limits> limits;
+  cgroup::Stats stats;  // what each new cgroup's stats() reports (set before the start: no race)
   std::shared_ptr<FakeCgroupState> state;  // of the last cgroup made
   std::vector<std::set<std::string>> stray_calls;  // remove_stray_supervisors(running), in order
 };

@@ -59,7 +59,7 @@ TaskId FakeTaskService::do_start(const driver::TaskSpec& spec, const daemon::Cal
   }
   TaskId id(spec.alloc.value_or(random_uuid()), spec.task);
   if (tasks_.count(id) != 0) throw Error(ErrorKind::conflict, "task " + id.display() + " already exists");
-  Task task{daemon::TaskInfo{id, 0, daemon::TaskState::pending, 0, "", "", {}, {}, false, {}, {}, {}, {}}, {}};
+  Task task{daemon::TaskInfo{id, 0, daemon::TaskState::pending, 0, "", "", {}, {}, false, {}, {}, {}, {}, {}}, {}};
   task.info.owner = caller.uid;
   task.info.pid = next_pid_++;
   task.info.manager = "cgroupfs";

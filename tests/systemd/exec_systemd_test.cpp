@@ -6,6 +6,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
+#include "support/exec_checks.hpp"
 #include "support/held_child.hpp"
 #include "support/runscope_cli.hpp"
 #include "systemd/contained.hpp"
@@ -17,7 +20,8 @@ using runscope::systemd_testing::eventually;
 using runscope::systemd_testing::unique_name;
 using runscope::testing::RunscopeCli;
 
-constexpr const char* kSliceDir = "/sys/fs/cgroup/runscope.slice";
+// exec's slice, beside runscoped's runscope.slice tasks (cli/exec.cpp).
+constexpr const char* kSliceDir = "/sys/fs/cgroup/runscope.slice/runscope-exec.slice";
 
 class RunscopeExecWithSystemd : public ::testing::Test {
  protected:
@@ -25,7 +29,18 @@ class RunscopeExecWithSystemd : public ::testing::Test {
   bool scope_gone(const std::string& alloc, const std::string& task) {
     return eventually([&] { return !std::filesystem::exists(std::string(kSliceDir) + "/" + alloc + "-" + task + ".scope"); });
   }
+  // No scope of ours is left in exec's slice.
+  bool no_scopes_left() {
+    return eventually([&] {
+      std::error_code ec;
+      for (const auto& e : std::filesystem::directory_iterator(kSliceDir, ec)) {
+        if (e.is_directory()) return false;
+      }
+      return true;
+    });
+  }
   RunscopeCli cli_;
+  testing::ExecUnderTest exec_{cli_, {}, {}};
 };
 
 TEST_F(RunscopeExecWithSystemd, AutoPicksSystemdOnThisUnifiedHost) {
@@ -45,7 +60,8 @@ TEST_F(RunscopeExecWithSystemd, TheCommandsFirstActSeesItsScopeAndTheScopeIsGone
   auto r = cli_.run({"exec", "--manager", "systemd", "--alloc", alloc, "--task", "first", "--", "sh", "-c",
                      "cat /proc/self/cgroup; exit 3"});
   EXPECT_EQ(r.code, 3) << r.err;
-  EXPECT_EQ(systemd_testing::unified_line(r.out), "/runscope.slice/" + alloc + "-first.scope") << r.out;
+  EXPECT_EQ(systemd_testing::unified_line(r.out), "/runscope.slice/runscope-exec.slice/" + alloc + "-first.scope")
+      << r.out;
   EXPECT_TRUE(scope_gone(alloc, "first"));
 }
 
@@ -63,6 +79,47 @@ TEST_F(RunscopeExecWithSystemd, SigtermStopsATaskThatIgnoresItAndKillsItsSetsidD
   ASSERT_TRUE(in >> daemon);
   EXPECT_TRUE(eventually([&] { return !testing::process_alive(daemon); }));
   EXPECT_TRUE(scope_gone(alloc, "stubborn"));
+}
+
+// Every class of signal on the systemd path (cli/exec_signals.hpp).
+TEST_F(RunscopeExecWithSystemd, StopSignalsStopTheTaskGracefullyAndASecondOneKillsAtOnce) {
+  testing::check_stop_signal_stops_gracefully(exec_, SIGHUP);
+  testing::check_stop_signal_stops_gracefully(exec_, SIGINT);
+  testing::check_second_stop_signal_kills_at_once(exec_);
+  EXPECT_TRUE(no_scopes_left());
+}
+
+TEST_F(RunscopeExecWithSystemd, OtherSignalsAreForwardedToTheMainProcess) {
+  testing::check_signals_are_forwarded(exec_, {SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM, SIGRTMIN + 1});
+  EXPECT_TRUE(no_scopes_left());
+}
+
+TEST_F(RunscopeExecWithSystemd, JobControlActsAsOnAShellsForegroundJob) {
+  testing::check_job_control_dropped_when_orphaned(exec_, SIGTTOU);
+  testing::check_job_control_stops_and_resumes(exec_, SIGTSTP);
+  EXPECT_TRUE(no_scopes_left());
+}
+
+TEST_F(RunscopeExecWithSystemd, ASigkillOfRunscopeLeavesAnOrphanThatOrphansKillEndsWithItsScope) {
+  const auto alloc = unique_name("orphan");
+  testing::check_sigkill_leaves_an_orphan_that_orphans_ends(exec_, alloc);
+  EXPECT_TRUE(scope_gone(alloc, "orphan"));
+  EXPECT_TRUE(no_scopes_left());
+}
+
+TEST_F(RunscopeExecWithSystemd, WritesTheSameVerdictAsInspect) {
+  const auto status = (cli_.dir() / "verdict.json").string();
+  const auto alloc = unique_name("verdict");
+  auto r = cli_.run({"exec", "--alloc", alloc, "--status-file", status, "--", "sh", "-c", "exit 6"});
+  ASSERT_EQ(r.code, 6) << r.err;
+  auto j = nlohmann::json::parse(std::ifstream(status));
+  EXPECT_EQ(j["state"], "exited");
+  EXPECT_EQ(j["exit_code"], 6);
+  EXPECT_EQ(j["manager"], "systemd");
+  EXPECT_EQ(j["unit"], "runscope-exec.slice/" + alloc + "-sh.scope");
+  EXPECT_TRUE(j["cpu_user_usec"].is_number()) << j.dump();  // cpu.stat: counted without controllers
+  EXPECT_TRUE(j.contains("memory_peak"));                    // null: no memory controller here
+  EXPECT_TRUE(scope_gone(alloc, "sh"));
 }
 
 }  // namespace

@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <thread>
 
 #include "support/fake_cgroup_tree.hpp"
+#include "support/held_child.hpp"
 #include "systemd/scope_backend.hpp"
 
 namespace runscope::systemd {
@@ -89,8 +91,15 @@ TEST_F(ARestartedSystemdBackend, AdoptsARunningScopeByItsNameAndKillsThenStopsIt
   auto cg = backend_.adopt(id_.cgroup_name(), cgroup::CpuPartition::none);
   EXPECT_EQ(cg->location(), "runscope.slice/alloc-1-x-web-a.scope");
   EXPECT_TRUE(manager_.stops.empty()) << "adopting changes nothing";
-  cg->destroy(Deadline(clock_, std::chrono::seconds(1)));
-  EXPECT_EQ(tree_.read(mount_ / "runscope.slice" / id_.unit_name() / "cgroup.kill"), "1");
+  const auto scope = mount_ / "runscope.slice" / id_.unit_name();
+  tree_.write(scope / "cgroup.events", "populated 1\nfrozen 0\n");
+  std::thread emptier([&] {  // the fake kernel empties it once killed
+    runscope::testing::wait_until([&] { return tree_.read(scope / "cgroup.kill") == "1"; }, std::chrono::seconds(10));
+    tree_.write(scope / "cgroup.events", "populated 0\nfrozen 0\n");
+  });
+  cg->destroy(Deadline(system_clock(), std::chrono::seconds(10)));
+  emptier.join();
+  EXPECT_EQ(tree_.read(scope / "cgroup.kill"), "1");
   EXPECT_EQ(manager_.stops, std::vector<std::string>{id_.unit_name()});
   cg.reset();
   EXPECT_EQ(manager_.stops.size(), 1U);

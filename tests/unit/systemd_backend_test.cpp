@@ -4,10 +4,12 @@
 
 #include <deque>
 #include <map>
+#include <thread>
 
 #include "common/file.hpp"
 #include "support/fake_cgroup_tree.hpp"
 #include "support/fake_systemd_manager.hpp"
+#include "support/held_child.hpp"
 #include "systemd/properties.hpp"
 #include "systemd/scope_backend.hpp"
 
@@ -147,20 +149,39 @@ TEST_F(ASystemdBackendWithAFakeManager, KillsThroughTheScopesFolderThenStopsTheU
   auto b = backend();
   auto cg = b.create(id_, cgroup::Limits{});
   cg->place(::getpid());
-  cg->destroy(Deadline(clock_, std::chrono::seconds(1)));
-  EXPECT_EQ(tree_.read(mount_ / "runscope.slice/alloc1-web.scope/cgroup.kill"), "1");
+  const auto scope = mount_ / "runscope.slice/alloc1-web.scope";
+  tree_.write(scope / "cgroup.events", "populated 1\nfrozen 0\n");
+  // The fake kernel empties the scope once killed.
+  std::thread emptier([&] {
+    runscope::testing::wait_until([&] { return tree_.read(scope / "cgroup.kill") == "1"; }, std::chrono::seconds(10));
+    tree_.write(scope / "cgroup.events", "populated 0\nfrozen 0\n");
+  });
+  cg->destroy(Deadline(system_clock(), std::chrono::seconds(10)));
+  emptier.join();
+  EXPECT_EQ(tree_.read(scope / "cgroup.kill"), "1");
   EXPECT_EQ(manager_.stops, std::vector<std::string>{"alloc1-web.scope"});
+  EXPECT_TRUE(manager_.resets.empty()) << "a stop that ended done leaves nothing to reset";
   cg.reset();
   EXPECT_EQ(manager_.stops.size(), 1U) << "destroy is idempotent; the destructor does nothing more";
 }
 
-TEST_F(ASystemdBackendWithAFakeManager, AsksForTheSlicesControlGroupOnceNotPerTask) {
+TEST_F(ASystemdBackendWithAFakeManager, StopsAnEmptyScopeWithoutKillingIt) {
+  auto b = backend();
+  auto cg = b.create(id_, cgroup::Limits{});
+  cg->place(::getpid());
+  cg->destroy(Deadline(clock_, std::chrono::seconds(1)));
+  EXPECT_NE(tree_.read(mount_ / "runscope.slice/alloc1-web.scope/cgroup.kill"), "1");
+  EXPECT_EQ(manager_.stops, std::vector<std::string>{"alloc1-web.scope"});
+}
+
+TEST_F(ASystemdBackendWithAFakeManager, TakesTheScopesFolderFromWhereThePidLandedWithoutAsking) {
   auto b = backend();
   auto cg1 = b.create(TaskId("a", "one"), cgroup::Limits{});
   auto cg2 = b.create(TaskId("a", "two"), cgroup::Limits{});
   cg1->place(::getpid());
   cg2->place(::getpid());
-  EXPECT_EQ(manager_.control_group_calls, 1);
+  EXPECT_EQ(manager_.control_group_calls, 0) << "no round trip: /proc/PID/cgroup names the scope's folder";
+  EXPECT_EQ(cg1->location(), "runscope.slice/a-one.scope");
 }
 
 TEST_F(ASystemdBackendWithAFakeManager, PutsSharedTasksUnderTheSharedSlice) {

@@ -76,6 +76,28 @@ TEST_F(ATaskManager, RecordsTheExitCodeItsShimWrote) {
   EXPECT_EQ(saved.info.exit_code, 7);
 }
 
+TEST_F(ATaskManager, InspectShowsWhatTheCgroupCountedAndNamesAnOomKill) {
+  // Set before the start: the service's threads read them later, after a lock this thread took.
+  backend_.stats.cpu_user = std::chrono::microseconds(1500);
+  backend_.stats.cpu_system = std::chrono::microseconds(250);
+  backend_.stats.memory_peak = 64u << 20;
+  backend_.stats.oom_kills = 1;
+  auto id = manager_->start(spec_for("t"), Caller{});
+  const auto& shim = shims_.shims.at(0);
+  driver::write_exit_record(shim.dir, {driver::ExitStatus{true, SIGKILL}, shim.pid, std::chrono::system_clock::now()});
+  ::kill(shim.pid, SIGKILL);
+  ASSERT_TRUE(wait_for(id, TaskState::oom_killed));
+  auto j = manager_->inspect(id, Caller{}).to_json();
+  EXPECT_EQ(j["oom_killed"], true);
+  EXPECT_EQ(j["signal"], SIGKILL);
+  EXPECT_EQ(j["memory_peak"], 64u << 20);
+  EXPECT_EQ(j["cpu_user_usec"], 1500);
+  EXPECT_EQ(j["cpu_system_usec"], 250);
+  // And after a restart, from the saved record.
+  auto saved = read_task_record(dir_.path() / kTasksDir / id.cgroup_name());
+  EXPECT_EQ(saved.info.usage.memory_peak, 64u << 20);
+}
+
 TEST_F(ATaskManager, KeepsABoundedHistoryPerTask) {
   auto id = manager_->start(spec_for("t"), Caller{});
   shims_.end(0, 0);
