@@ -185,7 +185,8 @@ Command add_enter(CLI::App& app, const Globals& globals) {
   add_task_args(*sub, o->task);
   sub->add_option("--user", o->user, "Run as this user (default: the task's; only root may name another)");
   sub->add_flag("-t,--tty", o->tty, "Give the command a pseudo-terminal (interactive shells)");
-  sub->add_option("--env", o->env, "KEY=VALUE over the task's environment (repeatable)");
+  // One value per --env, so `--env K=V ALLOC TASK` and `--env K=V -- CMD` parse as meant.
+  sub->add_option("--env", o->env, "KEY=VALUE over the task's environment (repeatable)")->allow_extra_args(false);
   sub->add_option("--cwd", o->cwd, "Working directory (default: the task's)");
   sub->add_option("command", o->command, "The command and its arguments, after --")->required();
   return {sub, [&globals, o] {

@@ -122,11 +122,11 @@ TEST_F(EnteringATaskOnThisHost, LetsTheOwnerAndRootInAndTellsAnotherMemberThereI
   Caller owner{kNobody, kNobody}, other{kNobody - 1, kNobody - 1};
   auto id = manager_->start(testing::shell_task("en", "mine", "exec sleep 300"), owner);
   auto stranger = enter(id, sh("exit 0"), other);
-  EXPECT_THAT(finish(stranger).first, ::testing::StartsWith("not_found: no task en/mine"));
+  EXPECT_THAT(finish(stranger).first, ::testing::StartsWith("not found: no task en/mine"));
   auto as_root = sh("id -u");
   as_root.user = "root";
   auto member_as_root = enter(id, as_root, owner);
-  EXPECT_THAT(finish(member_as_root).first, ::testing::StartsWith("permission: user: a caller that is not root"));
+  EXPECT_THAT(finish(member_as_root).first, ::testing::StartsWith("permission denied: user: a caller that is not root"));
   auto mine = enter(id, sh("id -u"), owner);
   EXPECT_EQ(finish(mine), std::make_pair(std::string("0"), std::to_string(kNobody) + "\n"));
   auto root = enter(id, as_root, Caller{});
