@@ -163,6 +163,26 @@ std::string ManagerClient::version() {
   return call([&] { return proxy_->getProperty("Version").onInterface(kInterface).get<std::string>(); });
 }
 
+int ManagerClient::enter(const TaskId& id, const driver::EnterSpec& spec, int in, int out, int err) {
+  return call([&] {
+    std::int32_t status = 0;
+    // sd-bus reads a timeout of UINT64_MAX as "none": the reply comes when the command ends.
+    proxy_->callMethod("EnterTask").onInterface(kInterface).withTimeout(UINT64_MAX)
+        .withArguments(id.alloc(), id.task(), driver::to_json_text(spec), sdbus::UnixFd(in), sdbus::UnixFd(out),
+                       sdbus::UnixFd(err))
+        .storeResultsTo(status);
+    return static_cast<int>(status);
+  });
+}
+
+bool ManagerClient::can_enter() {
+  return call([&] {
+    std::string xml;
+    proxy_->callMethod("Introspect").onInterface("org.freedesktop.DBus.Introspectable").storeResultsTo(xml);
+    return xml.find("\"EnterTask\"") != std::string::npos;
+  });
+}
+
 void ManagerClient::watch(std::function<void(const StateChange&)> on_change) {
   on_change_ = std::move(on_change);
   // Signals are addressed to watchers, and a restarted runscoped knows none: ask each new one.

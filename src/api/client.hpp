@@ -18,6 +18,7 @@
 #include "common/fd.hpp"
 #include "common/task_id.hpp"
 #include "common/units.hpp"
+#include "driver/enter_spec.hpp"
 
 namespace sdbus {
 class IConnection;
@@ -62,6 +63,12 @@ class ManagerClient {
   nlohmann::json cpu_pool();
   std::map<std::string, std::string> fingerprint();
   std::string version();
+  // EnterTask: runs the command in the running task with `in`, `out`, `err` as its fds (the bus
+  // passes copies); returns when it ends: its exit code, or 128+N for signal N. No timeout: the
+  // command may run as long as it likes. Blocks this client (use a client of its own).
+  int enter(const TaskId& id, const driver::EnterSpec& spec, int in, int out, int err);
+  // Whether this runscoped offers EnterTask (older ones do not): asks its introspection data.
+  bool can_enter();
 
   // Delivers TaskStateChanged signals (the caller's tasks; root: all) from now on; they arrive
   // while pump() runs. Asks runscoped again (WatchTasks) whenever a new runscoped takes the name.

@@ -165,6 +165,27 @@ void ManagerObject::DestroyTask(sdbus::Result<>&& result, std::string alloc, std
   service_.destroy(id, who, reply_to<std::monostate>(std::move(result), [](auto& r, auto) { r.returnResults(); }));
 }
 
+void ManagerObject::EnterTask(sdbus::Result<int32_t>&& result, std::string alloc, std::string task,
+                              std::string spec_json, sdbus::UnixFd stdin_fd, sdbus::UnixFd stdout_fd,
+                              sdbus::UnixFd stderr_fd) {
+  if (spec_json.size() > driver::kMaxEnterSpecBytes) {
+    throw to_bus_error(Error(ErrorKind::invalid_argument, "spec: " + std::to_string(spec_json.size()) +
+                                                              " bytes, more than the " +
+                                                              std::to_string(driver::kMaxEnterSpecBytes) + " allowed"));
+  }
+  auto who = answer([&] { return caller(); });
+  auto id = answer([&] { return task_id(alloc, task); });
+  // Small and bounded (the size check above): parsed here, so a bad spec is refused before the
+  // service holds anything for it.
+  auto spec = answer([&] { return driver::parse_enter_spec_json(spec_json); });
+  auto stdio = std::make_shared<std::array<UniqueFd, 3>>();
+  (*stdio)[0].reset(stdin_fd.release());
+  (*stdio)[1].reset(stdout_fd.release());
+  (*stdio)[2].reset(stderr_fd.release());
+  service_.enter(id, daemon::EnterRequest{std::move(spec), std::move(stdio)}, who,
+                 reply_to<int>(std::move(result), [](auto& r, int status) { r.returnResults(status); }));
+}
+
 std::string ManagerObject::InspectTask(const std::string& alloc, const std::string& task) {
   return answer([&] { return service_.inspect(task_id(alloc, task), caller()).to_json().dump(); });
 }

@@ -1,6 +1,6 @@
 // runscoped's face on the bus: org.runscope1.Manager at /org/runscope1 over a TaskService.
 //
-// The bus thread never waits for a task operation: StartTask, StopTask and DestroyTask hand their
+// The bus thread never waits for a task operation: StartTask, StopTask, DestroyTask and EnterTask hand their
 // sdbus::Result to the TaskService, which answers when the operation ends (from its own
 // threads); every other method answers at once from what the service has published. A spec over
 // the size limit is refused before it is parsed or queued. The caller is who the bus says sent the
@@ -57,6 +57,8 @@ class ManagerObject final : public sdbus::AdaptorInterfaces<org::runscope1::Mana
   std::string TaskLogs(const std::string& alloc, const std::string& task) override;
   sdbus::UnixFd OpenTaskLog(const std::string& alloc, const std::string& task, const std::string& stream) override;
   void WatchTasks() override;
+  void EnterTask(sdbus::Result<int32_t>&& result, std::string alloc, std::string task, std::string spec_json,
+                 sdbus::UnixFd stdin_fd, sdbus::UnixFd stdout_fd, sdbus::UnixFd stderr_fd) override;
   std::map<std::string, std::string> Fingerprint() override;
   std::string CpuPool() override;
   std::string Version() override;

@@ -15,5 +15,6 @@ Command add_inspect(CLI::App& app, const Globals& globals);  // inspect.cpp
 Command add_stats(CLI::App& app, const Globals& globals);    // stats.cpp
 Command add_logs(CLI::App& app, const Globals& globals);     // logs.cpp
 Command add_cpus(CLI::App& app, const Globals& globals);     // cpus.cpp
+Command add_enter(CLI::App& app, const Globals& globals);    // enter.cpp
 
 }  // namespace runscope::cli

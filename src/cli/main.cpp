@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
   std::vector<Command> commands{add_exec(app, globals),    add_fingerprint(app, globals), add_run(app, globals),
                                 add_stop(app, globals),    add_kill(app, globals),        add_signal(app, globals),
                                 add_ps(app, globals),      add_inspect(app, globals),     add_stats(app, globals),
-                                add_logs(app, globals),    add_cpus(app, globals),        add_orphans(app, globals)};
+                                add_logs(app, globals),    add_cpus(app, globals),        add_orphans(app, globals),
+                                add_enter(app, globals)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

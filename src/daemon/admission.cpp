@@ -11,6 +11,13 @@ std::string mib(std::size_t bytes) { return std::to_string(bytes >> 20) + " MiB"
 
 }  // namespace
 
+AdmissionLimits enter_limits(const AdmissionLimits& limits) {
+  AdmissionLimits out = limits;
+  out.member_ops = limits.member_enters;
+  out.root_ops = limits.root_enters;
+  return out;
+}
+
 std::size_t start_weight(std::size_t spec_bytes) { return 4 * spec_bytes + kRequestWeight; }
 
 Admission::Ticket::~Ticket() { owner_.release(uid_, bytes_); }

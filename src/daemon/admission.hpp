@@ -26,7 +26,15 @@ struct AdmissionLimits {
   std::size_t members_bytes = 64u << 20;
   std::size_t root_ops = 1024;
   std::size_t root_bytes = 128u << 20;
+  // Commands entered into tasks (EnterTask) and still running: each holds its caller's three
+  // descriptors, a pidfd and a reply for as long as it runs, so they have a count of their own,
+  // apart from the short operations above (an interactive shell may run for hours).
+  std::size_t member_enters = 8;
+  std::size_t root_enters = 64;
 };
+
+// The bounds of the enters' own Admission: their counts, the same byte shares.
+AdmissionLimits enter_limits(const AdmissionLimits& limits);
 
 // What one request is charged: a start keeps its spec alive about four times over (the message,
 // the text handed to the service, the parsed spec, the record), anything else a small constant.

@@ -73,6 +73,7 @@ TaskManager::TaskManager(cgroup::Backend& backend, cpuset::Cpusets* cpusets, Shi
       policy_{options_.denied_uids, options_.kill_signal, options_.kill_timeout,
               options_.quotas ? options_.quotas : std::make_shared<const quota::Quotas>()},
       admission_(options_.admission),
+      enters_(enter_limits(options_.admission)),
       writer_(prepare_state_dir(options_.state_dir)),
       pool_(options_.steps) {}
 

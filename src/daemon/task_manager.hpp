@@ -106,6 +106,8 @@ class TaskManager final : public TaskService {
   CpuPoolInfo cpu_pool() const override;
   std::map<std::string, std::string> fingerprint() const override;
   std::unique_ptr<Subscription> subscribe(Listener listener) override;
+  using TaskService::enter;
+  void enter(const TaskId& id, EnterRequest request, const Caller& caller, Reply<int> done) override;
 
   struct Task;  // daemon/task_internal.hpp
   using TaskPtr = std::shared_ptr<Task>;
@@ -173,6 +175,10 @@ class TaskManager final : public TaskService {
   void release_cgroup(Task& task) const noexcept;  // the task's step: per release_cgroups
   void release_cpus(const Task& task) noexcept;
 
+  // Entering (task_enter.cpp).
+  struct EnterSession;
+  void enter_step(const std::shared_ptr<EnterSession>& session, const TaskPtr& task);
+
   // Recovery (task_recovery.cpp, task_rebuild.cpp).
   void recover_one(const std::filesystem::path& dir);
   std::optional<TaskRecord> rebuild_record(const std::filesystem::path& dir, const std::string& why);
@@ -202,6 +208,7 @@ class TaskManager final : public TaskService {
   std::uint64_t next_listener_ = 0;
 
   Admission admission_;
+  Admission enters_;  // EnterTask's commands running (AdmissionLimits::member_enters)
   StateWriter writer_;
   StepPool pool_;
   Reactor reactor_;

@@ -58,6 +58,15 @@ T wait_for(const std::function<void(Reply<T>)>& call) {
 
 }  // namespace
 
+void TaskService::enter(const TaskId& id, EnterRequest, const Caller&, Reply<int> done) {
+  done(Outcome<int>::failure(
+      std::make_exception_ptr(Error(ErrorKind::unsupported, id.display() + ": this service cannot enter tasks"))));
+}
+
+int TaskService::enter(const TaskId& id, EnterRequest request, const Caller& caller) {
+  return wait_for<int>([&](Reply<int> done) { enter(id, std::move(request), caller, std::move(done)); });
+}
+
 TaskId TaskService::start(const driver::TaskSpec& spec, const Caller& caller) {
   return wait_for<TaskId>([&](Reply<TaskId> done) { start(SpecSource::of(spec), caller, std::move(done)); });
 }

@@ -15,6 +15,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <chrono>
 #include <exception>
 #include <functional>
@@ -32,6 +33,7 @@
 #include "common/fd.hpp"
 #include "common/task_id.hpp"
 #include "common/units.hpp"
+#include "driver/enter_spec.hpp"
 #include "driver/task_spec.hpp"
 #include "driver/verdict.hpp"
 
@@ -120,6 +122,13 @@ struct SpecSource {
   static SpecSource of(driver::TaskSpec spec);  // already parsed (tests, tools)
 };
 
+// A command to run inside a running task, with the caller's descriptors as its stdin, stdout and
+// stderr (with spec.tty, one terminal's slave three times). Shared: the request outlives the call.
+struct EnterRequest {
+  driver::EnterSpec spec;
+  std::shared_ptr<const std::array<UniqueFd, 3>> stdio;
+};
+
 // Unsubscribes when destroyed: no callback runs after its Subscription is gone.
 class Subscription {
  public:
@@ -153,12 +162,19 @@ class TaskService {
   virtual std::map<std::string, std::string> fingerprint() const = 0;
   using Listener = std::function<void(const TaskId&, const TaskEvent&)>;
   virtual std::unique_ptr<Subscription> subscribe(Listener listener) = 0;
+  // Runs a command in the running task's cgroup (every hierarchy; on systemd its scope), as the
+  // task's user unless root names another, with the task's environment and working directory
+  // (docs/daemon.md, "Entering a task"). Answers when the command ends: its exit code, or 128+N
+  // for signal N. Only root and the task's owner may enter (others: not_found). The default
+  // answers unsupported (a service without the capability).
+  virtual void enter(const TaskId& id, EnterRequest request, const Caller& caller, Reply<int> done);
 
   // The operations, waiting for their reply (rethrowing its error). For tests and tools: never
   // call them from one of the service's own threads (a reply, a listener).
   TaskId start(const driver::TaskSpec& spec, const Caller& caller);
   void stop(const TaskId& id, std::optional<Duration> timeout, const Caller& caller);
   void destroy(const TaskId& id, const Caller& caller);
+  int enter(const TaskId& id, EnterRequest request, const Caller& caller);
 };
 
 }  // namespace runscope::daemon

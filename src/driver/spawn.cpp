@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -30,7 +31,7 @@ constexpr int kChildFailureCode = 127;
 constexpr int kKernelSigsetBytes = 8;
 
 // Where in the child's set-up a failure happened; sent to the parent with its errno.
-enum class Stage : int { hold, signals, session, stdio, groups, gid, uid, chdir, exec, join };
+enum class Stage : int { hold, signals, session, stdio, groups, gid, uid, chdir, exec, join, tty };
 struct Report {
   Stage stage;
   int err;
@@ -48,6 +49,7 @@ struct ChildPlan {
   std::size_t join_count;
   int report_fd;
   int stdio[3];     // -1: inherit
+  bool controlling_terminal;
   bool switch_user;
   uid_t uid;
   gid_t gid;
@@ -138,6 +140,8 @@ bool try_next_candidate(int err) {
   for (int fd = 0; fd < 3; ++fd) {
     if (!child_move_fd(plan.stdio[fd], fd)) child_fail(plan, Stage::stdio, errno);
   }
+  // Still root here (when switching): the terminal is the caller's, handed over for this process.
+  if (plan.controlling_terminal && ::syscall(SYS_ioctl, 0, TIOCSCTTY, 0) != 0) child_fail(plan, Stage::tty, errno);
   if (plan.switch_user) {
     if (::syscall(SYS_setgroups, plan.group_count, plan.groups) != 0) child_fail(plan, Stage::groups, errno);
     if (::syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0) child_fail(plan, Stage::gid, errno);
@@ -168,6 +172,7 @@ std::string describe_failure(const Report& report, const SpawnSpec& spec) {
       return "cannot switch to gid " + std::to_string(spec.credentials->gid) + " for " + program + ": " + why;
     case Stage::stdio: return "cannot redirect standard streams of " + program + ": " + why;
     case Stage::join: return "cannot place " + program + " in its cgroup: " + why;
+    case Stage::tty: return "cannot make standard input the controlling terminal of " + program + ": " + why;
     default: return "cannot prepare the process for " + program + ": " + why;
   }
 }
@@ -262,7 +267,7 @@ Process CloneSpawner::spawn(const SpawnSpec& spec, cgroup::TaskCgroup* cg) {
   ChildPlan plan{paths.get(), candidates.size(), argv.get(), envp.get(),
                  spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
                  hold.read.get(), join_fds.data(), join_fds.size(), report.write.get(),
-                 {pick(0, null_in), pick(1, out), pick(2, err)},
+                 {pick(0, null_in), pick(1, out), pick(2, err)}, spec.controlling_terminal,
                  creds.has_value(), creds ? creds->uid : 0, creds ? creds->gid : 0,
                  creds ? creds->groups.data() : nullptr, creds ? creds->groups.size() : 0};
 

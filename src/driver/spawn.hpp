@@ -33,6 +33,9 @@ struct SpawnSpec {
   // Descriptors (>= 3) the child gets as its fds 0, 1, 2 (-1: /dev/null for stdin, the paths
   // above or inherited for the others). The caller keeps them; pipe ends, for instance.
   std::array<int, 3> stdio_fds{-1, -1, -1};
+  // Its new fd 0 (a terminal) becomes the controlling terminal of the child's new session
+  // (TIOCSCTTY, never stolen from another session): `runscope enter -t`.
+  bool controlling_terminal = false;
 };
 
 // The seam for the layers above: the runner takes a Spawner, tests may pass their own.

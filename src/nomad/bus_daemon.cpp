@@ -110,14 +110,32 @@ class BusDaemon final : public Daemon {
   std::string version() override {
     return pool_.with([&](api::ManagerClient& c) { return c.version(); });
   }
-  // Wiring EnterTask (wave 2) is: can_enter() true, and enter() calling ManagerClient::enter.
-  bool can_enter() const override { return false; }
-  int enter(const TaskId& id, const EnterSpec&, int, int, int) override {
-    throw Error(ErrorKind::unsupported, id.display() + ": " + kExecNeedsEnterTask);
+  // Asked each time (Capabilities is rare): a runscoped upgraded or downgraded under the plugin
+  // is seen at once. No answer means no exec.
+  bool can_enter() const override {
+    try {
+      return pool_.with([&](api::ManagerClient& c) { return c.can_enter(); });
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+  // The connection is the command's for as long as it runs (EnterTask answers at its end); the
+  // pool makes another for the calls meanwhile.
+  int enter(const TaskId& id, const EnterSpec& spec, int in, int out, int err) override {
+    return pool_.with([&](api::ManagerClient& c) {
+      try {
+        return c.enter(id, spec, in, out, err);
+      } catch (const Error& e) {
+        if (e.kind() == ErrorKind::bus && std::string_view(e.what()).find("UnknownMethod") != std::string_view::npos) {
+          throw Error(ErrorKind::unsupported, id.display() + ": " + kExecNeedsEnterTask);
+        }
+        throw;
+      }
+    });
   }
 
  private:
-  ClientPool pool_;
+  mutable ClientPool pool_;
 };
 
 class BusFeed final : public StateFeed {

@@ -16,21 +16,15 @@
 #include "api/client.hpp"
 #include "common/task_id.hpp"
 #include "common/units.hpp"
+#include "driver/enter_spec.hpp"
 
 namespace runscope::nomad {
 
-// A command to run inside a running task (runscoped's EnterTask, planned for wave 2: see
-// coord/BULLETIN.md). Fields as EnterTask's spec_json.
-struct EnterSpec {
-  std::string command;
-  std::vector<std::string> args;
-  std::map<std::string, std::string> env;
-  bool tty = false;
-};
+// A command to run inside a running task: runscoped's EnterTask spec (driver/enter_spec.hpp).
+using EnterSpec = driver::EnterSpec;
 
 inline constexpr const char* kExecNeedsEnterTask =
-    "exec needs runscoped's EnterTask method, which this runscoped does not offer yet (planned for the next "
-    "release)";
+    "exec needs runscoped's EnterTask method, which this runscoped does not offer (upgrade runscope)";
 
 class Daemon {
  public:

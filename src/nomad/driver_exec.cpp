@@ -1,8 +1,7 @@
 // ExecTask and ExecTaskStreaming run a command inside a running task through runscoped's
-// EnterTask (wave 2, coord/BULLETIN.md), behind Daemon::enter(): the command gets pipes, or with a
-// tty the slave of a pty the plugin opened (EnterTask makes it the controlling terminal). Until
-// the daemon offers EnterTask they answer UNIMPLEMENTED with the reason, and Capabilities says
-// exec = false.
+// EnterTask, behind Daemon::enter(): the command gets pipes, or with a tty the slave of a pty the
+// plugin opened (EnterTask makes it the controlling terminal). Against a runscoped without
+// EnterTask (older) they answer UNIMPLEMENTED with the reason, and Capabilities says exec = false.
 #include <fcntl.h>
 #include <poll.h>
 #include <pty.h>
@@ -182,7 +181,7 @@ grpc::Status DriverService::ExecTask(grpc::ServerContext*, const proto::ExecTask
   return answer([&] {
     auto record = tasks_.get(in->task_id());
     if (in->command().empty()) throw Error(ErrorKind::invalid_argument, "exec needs a command");
-    EnterSpec spec{in->command(0), {in->command().begin() + 1, in->command().end()}, {}, false};
+    EnterSpec spec{in->command(0), {in->command().begin() + 1, in->command().end()}, {}, false, {}, {}};
     auto link = state_.link();
     if (!link.daemon->can_enter()) return unimplemented();
     auto future = run_entered(link.daemon, record.id, spec);
@@ -215,7 +214,7 @@ grpc::Status DriverService::ExecTaskStreaming(
     if (setup.command().empty()) throw Error(ErrorKind::invalid_argument, "exec needs a command");
     auto link = state_.link();
     if (!link.daemon->can_enter()) return unimplemented();
-    EnterSpec spec{setup.command(0), {setup.command().begin() + 1, setup.command().end()}, {}, setup.tty()};
+    EnterSpec spec{setup.command(0), {setup.command().begin() + 1, setup.command().end()}, {}, setup.tty(), {}, {}};
     stream_exec(*link.daemon, record.id, spec, context, *stream);
     return grpc::Status::OK;
   });

@@ -1,8 +1,8 @@
 // The plugin side of exec (ExecTask, ExecTaskStreaming) over gRPC, against EnterTask's contract
 // as the bulletin defines it (the fds become the command's 0/1/2; with a tty the caller's pty
-// slave is its controlling terminal; the status is the exit code or 128+N). runscoped does not
-// offer EnterTask yet, so LocalEnter honours that contract here, in the test's own process tree;
-// the host lifecycle test checks that the real daemon link answers UNIMPLEMENTED until then.
+// slave is its controlling terminal; the status is the exit code or 128+N). LocalEnter honours
+// that contract here, in the test's own process tree; the host lifecycle test drives the real
+// EnterTask of a real runscoped.
 #include <gtest/gtest.h>
 
 #include <sys/ioctl.h>

@@ -1,6 +1,7 @@
 #include "support/fake_task_service.hpp"
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -109,6 +110,25 @@ void FakeTaskService::destroy(const TaskId& id, const daemon::Caller& caller, da
     return;
   }
   done(daemon::Outcome<>::success());
+}
+
+void FakeTaskService::enter(const TaskId& id, daemon::EnterRequest request, const daemon::Caller& caller,
+                            daemon::Reply<int> done) {
+  try {
+    std::lock_guard lock(mutex_);
+    auto& task = find(id, caller);
+    if (daemon::is_final(task.info.state)) throw Error(ErrorKind::conflict, id.display() + " is not running");
+    last_caller_ = caller;
+  } catch (...) {
+    done(daemon::Outcome<int>::failure(std::current_exception()));
+    return;
+  }
+  std::string line = "entered " + request.spec.command;
+  for (const auto& a : request.spec.args) line += " " + a;
+  line += "\n";
+  (void)!::write((*request.stdio)[1].get(), line.data(), line.size());
+  auto status = request.spec.env.count("STATUS") ? std::stoi(request.spec.env.at("STATUS")) : 0;
+  done(daemon::Outcome<int>::success(status));
 }
 
 daemon::TaskInfo FakeTaskService::inspect(const TaskId& id, const daemon::Caller& caller) const {

@@ -34,6 +34,11 @@ class FakeTaskService final : public daemon::TaskService {
   daemon::CpuPoolInfo cpu_pool() const override;
   std::map<std::string, std::string> fingerprint() const override;
   std::unique_ptr<daemon::Subscription> subscribe(Listener listener) override;
+  using TaskService::enter;
+  // Writes "entered COMMAND ARGS..." to the request's stdout and answers with the spec's env
+  // STATUS (default 0): enough to see the descriptors and the spec cross the bus.
+  void enter(const TaskId& id, daemon::EnterRequest request, const daemon::Caller& caller,
+             daemon::Reply<int> done) override;
 
   // Test controls.
   void finish(const TaskId& id, int exit_code);  // the task exits with this code

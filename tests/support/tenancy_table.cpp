@@ -172,6 +172,11 @@ void expect_the_api_table(const std::string& bus, const Callers& who) {
          auto n = ::read(fd.get(), buf, sizeof buf - 1);
          return ok(n > 0, std::string(buf, static_cast<std::size_t>(n > 0 ? n : 0)), "empty");
        }, "ok:hello\n", "ok:hello\n", "not found", "bus-denied"},
+      {"EnterTask", [](auto& c) {
+         UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+         driver::EnterSpec spec{"sh", {"-c", "exit 3"}, {}, false, {}, {}};
+         return "ok:" + std::to_string(c.enter(kOwn, spec, null.get(), null.get(), null.get()));
+       }, "ok:3", "ok:3", "not found", "bus-denied"},
       {"SignalTask", [](auto& c) { c.signal(kOwn, SIGCONT); return std::string("ok"); },
        "ok", "ok", "not found", "bus-denied"},
       {"StartTask (its name)", [](auto& c) { c.start(shell_spec_json("own", "t", "true")); return std::string("ok"); },

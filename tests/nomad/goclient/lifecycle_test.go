@@ -2,6 +2,7 @@ package goclient
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -234,11 +235,18 @@ func TestTaskLifecycleAgainstRunscoped(t *testing.T) {
 	}
 	l.mustDriver("DestroyTask", stubborn, "")
 
-	t.Log("exec: not until runscoped has EnterTask")
+	t.Log("exec: a command inside the running task (runscoped's EnterTask), its output and exit code")
 	sleeper, handle := l.start("survivor", map[string]interface{}{"command": "/bin/sleep", "args": []string{"300"}})
-	_, err = l.driver("ExecTask", sleeper, `,"command":["/bin/true"]`)
-	if s := statusOf(err); s == nil || s.Code().String() != "Unimplemented" || !strings.Contains(s.Message(), "EnterTask") {
-		t.Errorf("exec: %v", err)
+	if caps := mustCall(t, l.p.conn, driverSvc+"Capabilities", driverPkg+"CapabilitiesRequest", "{}",
+		driverPkg+"CapabilitiesResponse"); field(caps, "capabilities", "exec") != true {
+		t.Errorf("capabilities %v: no exec against a runscoped that has EnterTask", caps)
+	}
+	execd, err := l.driver("ExecTask", sleeper, `,"command":["/bin/sh","-c","echo in $FROM_NOMAD; grep memory /proc/self/cgroup; exit 3"],"timeout":"20s"`)
+	if err != nil || field(execd, "result", "exit_code") != float64(3) {
+		t.Errorf("exec: %v %v", execd, err)
+	} else if out, _ := base64.StdEncoding.DecodeString(fmt.Sprint(execd["stdout"])); !strings.Contains(string(out), "in yes") ||
+		!strings.Contains(string(out), "survivor") {
+		t.Errorf("exec's output %q: not the task's env and memory cgroup", out)
 	}
 
 	t.Log("recover: the plugin is killed, a new one reattaches the running task")
