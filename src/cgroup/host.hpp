@@ -45,8 +45,8 @@ CgroupPaths own_cgroups(const std::filesystem::path& proc_cgroup = "/proc/self/c
 
 // mountinfo without the mounts this process cannot see: a mount is hidden by a later one on the
 // same point or on an ancestor of it (a cgroup2 tree mounted over a hybrid host's /sys/fs/cgroup,
-// as in a contained systemd, still lists the v1 hierarchies beneath it). The same rule as
-// driver::drop_shadowed_mounts, here without streams for the static runscope-shim.
+// as in a contained systemd, still lists the v1 hierarchies beneath it). No streams: the static
+// runscope-shim links this.
 std::string drop_shadowed_mounts(std::string_view mountinfo);
 
 // The facts `runscope fingerprint` reports about cgroups.

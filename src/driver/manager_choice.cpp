@@ -1,6 +1,5 @@
 #include "driver/manager_choice.hpp"
 
-#include <sstream>
 #include <vector>
 
 #include "common/error.hpp"
@@ -9,39 +8,14 @@
 namespace runscope::driver {
 namespace {
 
-constexpr int kMountPointField = 5;  // mountinfo: id, parent, dev, root, MOUNT POINT, ...
-
 std::string mode_name(const cgroup::HostLayout& layout) { return std::string(cgroup::to_string(layout.mode)); }
 
 }  // namespace
 
 std::string_view to_string(ManagerKind kind) { return kind == ManagerKind::systemd ? "systemd" : "cgroupfs"; }
 
-std::string drop_shadowed_mounts(std::string_view mountinfo) {
-  std::vector<std::string> lines, points;
-  std::istringstream in{std::string(mountinfo)};
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream fields(line);
-    std::string field, point;
-    for (int i = 0; i < kMountPointField && fields >> field; ++i) point = field;
-    lines.push_back(line);
-    points.push_back(point);
-  }
-  auto hides = [](const std::string& later, const std::string& earlier) {
-    if (later.empty() || later == "/") return false;  // never let a late "/" entry hide everything
-    return earlier == later || earlier.starts_with(later + "/");
-  };
-  std::string out;
-  for (std::size_t i = 0; i < lines.size(); ++i) {
-    bool hidden = false;
-    for (std::size_t j = i + 1; j < lines.size() && !hidden; ++j) hidden = hides(points[j], points[i]);
-    if (!hidden) out += lines[i] + "\n";
-  }
-  return out;
-}
-
 cgroup::HostLayout detect_layout(const std::filesystem::path& mountinfo) {
-  return cgroup::parse_mountinfo(drop_shadowed_mounts(read_file(mountinfo)));
+  return cgroup::parse_mountinfo(cgroup::drop_shadowed_mounts(read_file(mountinfo)));
 }
 
 ManagerDecision choose_manager(const ManagerQuery& query, const cgroup::HostLayout& layout,

@@ -34,11 +34,8 @@ struct ManagerQuery {
   bool force_v2 = false;
 };
 
-// mountinfo without the mounts this process cannot see: a mount is hidden by a later one on the
-// same point or on an ancestor of it (a cgroup2 tree mounted over a hybrid host's /sys/fs/cgroup,
-// as in a contained systemd, still lists the v1 hierarchies beneath it).
-std::string drop_shadowed_mounts(std::string_view mountinfo);
-// The host's cgroup layout from the visible mounts only: THE detector (programs and host tests).
+// The host's cgroup layout from the visible mounts only (cgroup::drop_shadowed_mounts): THE
+// detector (programs and host tests).
 cgroup::HostLayout detect_layout(const std::filesystem::path& mountinfo = "/proc/self/mountinfo");
 
 // The pure decision (unit-tested for every mode). `systemd_running` is asked only when it

@@ -78,8 +78,8 @@ constexpr const char* kShadowedHybrid =
     "66 47 0:38 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n";
 
 TEST(DetectLayout, SeesOnlyTheCgroup2TreeMountedOverAHybridHost) {
-  EXPECT_EQ(drop_shadowed_mounts(kShadowedHybrid), "66 47 0:38 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n");
-  auto layout = cgroup::parse_mountinfo(drop_shadowed_mounts(kShadowedHybrid));
+  EXPECT_EQ(cgroup::drop_shadowed_mounts(kShadowedHybrid), "66 47 0:38 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n");
+  auto layout = cgroup::parse_mountinfo(cgroup::drop_shadowed_mounts(kShadowedHybrid));
   EXPECT_EQ(layout.mode, Mode::unified);
   EXPECT_EQ(layout.unified_mount, "/sys/fs/cgroup");
 }
@@ -87,8 +87,8 @@ TEST(DetectLayout, SeesOnlyTheCgroup2TreeMountedOverAHybridHost) {
 TEST(DetectLayout, KeepsEveryMountOfAnOrdinaryHybridHost) {
   std::string text(kShadowedHybrid);
   text.erase(text.rfind("66 47"));
-  EXPECT_EQ(drop_shadowed_mounts(text), text);
-  EXPECT_EQ(cgroup::parse_mountinfo(drop_shadowed_mounts(text)).mode, Mode::hybrid);
+  EXPECT_EQ(cgroup::drop_shadowed_mounts(text), text);
+  EXPECT_EQ(cgroup::parse_mountinfo(cgroup::drop_shadowed_mounts(text)).mode, Mode::hybrid);
 }
 
 TEST(V2Parent, AnchorsALeadingSlashAtTheRootAndNestsTheRestBeneathOurOwnCgroup) {
