@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -92,6 +93,7 @@ class FakeBackend final : public cgroup::Backend {
  public:
   std::string manager_name() const override { return "fake"; }
   std::unique_ptr<cgroup::TaskCgroup> create(const TaskId& id, const cgroup::Limits& limits) override {
+    std::lock_guard lock(create_mutex_);  // the manager's pool threads start tasks concurrently
     ids.push_back(id);
     this->limits.push_back(limits);
     state = std::make_shared<FakeCgroupState>();
@@ -114,6 +116,9 @@ class FakeBackend final : public cgroup::Backend {
   cgroup::Stats stats;  // what each new cgroup's stats() reports (set before the start: no race)
   std::shared_ptr<FakeCgroupState> state;  // of the last cgroup made
   std::vector<std::set<std::string>> stray_calls;  // remove_stray_supervisors(running), in order
+
+ private:
+  std::mutex create_mutex_;
 };
 
 // A temp folder removed with everything in it.
