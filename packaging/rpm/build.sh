@@ -20,7 +20,7 @@ mkdir -p "$TOP/SOURCES"
 cp "$SRC/packaging/sysusers.d/runscope.conf" "$TOP/SOURCES/runscope.sysusers.conf"
 
 args=(--define "_topdir $TOP" --define "_smp_mflags -j${RUNSCOPE_BUILD_JOBS:-2}")
-[ -e "$SRC/src/daemon/main.cpp" ] || args+=(--without daemon)
+[ -e "$SRC/src/runscoped/main.cpp" ] || args+=(--without daemon)
 compgen -G "$SRC/src/shim/*.cpp" >/dev/null || args+=(--without shim)
 command -v dnf >/dev/null || command -v yum >/dev/null || args+=(--nodeps)
 [ -x /usr/lib/rpm/find-debuginfo.sh ] || command -v find-debuginfo >/dev/null || \
