@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cerrno>
+#include <exception>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -40,5 +41,19 @@ class Error : public std::runtime_error {
 
 // Throws Error(system) with "<what>: <strerror(err)>".
 [[noreturn]] void throw_system_error(const std::string& what, int err = errno);
+
+// Runs f and returns what it threw (nullptr when nothing). Failures that go to a reply are taken
+// with this rather than answered from inside a catch block: the handler has ended by the time the
+// exception is handed on, so no thread still ends a catch of an exception another thread may
+// already be freeing (libstdc++ counts those references where TSan cannot see them).
+template <class F>
+std::exception_ptr failure_of(F&& f) noexcept {
+  try {
+    static_cast<F&&>(f)();
+    return nullptr;
+  } catch (...) {
+    return std::current_exception();
+  }
+}
 
 }  // namespace runscope

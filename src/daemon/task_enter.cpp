@@ -122,52 +122,54 @@ void TaskManager::enter(const TaskId& id, EnterRequest request, const Caller& ca
   session->request = std::move(request);
   session->caller = caller;
   TaskPtr task;
-  try {
-    check_serving();
-    task = find(id, caller);  // before the slot: a stranger learns nothing, not even a bound
-    if (!session->request.stdio) throw Error(ErrorKind::invalid_argument, "EnterTask: no descriptors given");
-    session->ticket = enters_.admit(caller, kRequestWeight + driver::to_json_text(session->request.spec).size(), "EnterTask");
-  } catch (...) {
-    session->answer(Outcome<int>::failure(std::current_exception()));
-    return;
+  if (auto failure = failure_of([&] {
+        check_serving();
+        task = find(id, caller);  // before the slot: a stranger learns nothing, not even a bound
+        if (!session->request.stdio) throw Error(ErrorKind::invalid_argument, "EnterTask: no descriptors given");
+        session->ticket =
+            enters_.admit(caller, kRequestWeight + driver::to_json_text(session->request.spec).size(), "EnterTask");
+      })) {
+    return session->answer(Outcome<int>::failure(std::move(failure)));
   }
   pool_.post(caller.uid, [this, session, task] { enter_step(session, task); });
 }
 
 // Pool: prepare and start the command; its end is the reactor's.
 void TaskManager::enter_step(const std::shared_ptr<EnterSession>& session, const TaskPtr& task) {
-  try {
-    std::shared_ptr<const TaskInfo> info;
-    cgroup::Folders folders;
-    {
-      std::lock_guard lock(registry_mutex_);
-      info = task->info;
-      folders = task->folders;
-    }
-    if (info->state != TaskState::running) throw Error(ErrorKind::conflict, "task " + task->id.display() + " is not running");
-    const auto launch = driver::parse_shim_launch(read_file(task->dir / driver::kLaunchFile));
-    const driver::EnterSpec& spec = session->request.spec;
-    driver::SpawnSpec spawn;
-    spawn.argv.push_back(spec.command);
-    spawn.argv.insert(spawn.argv.end(), spec.args.begin(), spec.args.end());
-    spawn.env = enter_env(launch.env, spec.env);
-    spawn.cwd = spec.cwd ? fs::path(*spec.cwd) : fs::path(launch.cwd);
-    spawn.credentials = enter_as(spec, session->caller, launch.credentials, policy().denied_uids);
-    const auto& fds = *session->request.stdio;
-    spawn.stdio_fds = {fds[0].get(), fds[1].get(), fds[2].get()};
-    spawn.controlling_terminal = spec.tty;
-    driver::JoinOnlyCgroup where(join_paths_of(task->id, info->pid, folders, options_.proc_root));
-    driver::Process process = driver::CloneSpawner().spawn(spawn, &where);
-    std::lock_guard lock(session->mutex);
-    session->process = std::move(process);
-    session->watch = reactor_.watch(session->process.pidfd(), [this, session] {
-      std::lock_guard lock(session->mutex);
-      reactor_.unwatch(session->watch);  // drops this callback's hold on the session
-      session->answer(Outcome<int>::success(session->process.reap().shell_code()));
-    });
-  } catch (...) {
-    session->answer(Outcome<int>::failure(std::current_exception()));
+  if (auto failure = failure_of([&] { enter_spawn(session, task); })) {
+    session->answer(Outcome<int>::failure(std::move(failure)));
   }
+}
+
+void TaskManager::enter_spawn(const std::shared_ptr<EnterSession>& session, const TaskPtr& task) {
+  std::shared_ptr<const TaskInfo> info;
+  cgroup::Folders folders;
+  {
+    std::lock_guard lock(registry_mutex_);
+    info = task->info;
+    folders = task->folders;
+  }
+  if (info->state != TaskState::running) throw Error(ErrorKind::conflict, "task " + task->id.display() + " is not running");
+  const auto launch = driver::parse_shim_launch(read_file(task->dir / driver::kLaunchFile));
+  const driver::EnterSpec& spec = session->request.spec;
+  driver::SpawnSpec spawn;
+  spawn.argv.push_back(spec.command);
+  spawn.argv.insert(spawn.argv.end(), spec.args.begin(), spec.args.end());
+  spawn.env = enter_env(launch.env, spec.env);
+  spawn.cwd = spec.cwd ? fs::path(*spec.cwd) : fs::path(launch.cwd);
+  spawn.credentials = enter_as(spec, session->caller, launch.credentials, policy().denied_uids);
+  const auto& fds = *session->request.stdio;
+  spawn.stdio_fds = {fds[0].get(), fds[1].get(), fds[2].get()};
+  spawn.controlling_terminal = spec.tty;
+  driver::JoinOnlyCgroup where(join_paths_of(task->id, info->pid, folders, options_.proc_root));
+  driver::Process process = driver::CloneSpawner().spawn(spawn, &where);
+  std::lock_guard lock(session->mutex);
+  session->process = std::move(process);
+  session->watch = reactor_.watch(session->process.pidfd(), [this, session] {
+    std::lock_guard lock(session->mutex);
+    reactor_.unwatch(session->watch);  // drops this callback's hold on the session
+    session->answer(Outcome<int>::success(session->process.reap().shell_code()));
+  });
 }
 
 }  // namespace runscope::daemon

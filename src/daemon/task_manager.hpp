@@ -178,6 +178,7 @@ class TaskManager final : public TaskService {
   // Entering (task_enter.cpp).
   struct EnterSession;
   void enter_step(const std::shared_ptr<EnterSession>& session, const TaskPtr& task);
+  void enter_spawn(const std::shared_ptr<EnterSession>& session, const TaskPtr& task);
 
   // Recovery (task_recovery.cpp, task_rebuild.cpp).
   void recover_one(const std::filesystem::path& dir);

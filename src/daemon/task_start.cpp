@@ -87,12 +87,11 @@ quota::Request quota_request(const driver::TaskSpec& spec, bool journal_by_defau
 
 void TaskManager::start(SpecSource source, const Caller& caller, Reply<TaskId> done) {
   std::shared_ptr<Admission::Ticket> ticket;
-  try {
-    check_serving();
-    ticket = admission_.admit(caller, start_weight(source.bytes), "StartTask");
-  } catch (...) {
-    done(Outcome<TaskId>::failure(std::current_exception()));
-    return;
+  if (auto failure = failure_of([&] {
+        check_serving();
+        ticket = admission_.admit(caller, start_weight(source.bytes), "StartTask");
+      })) {
+    return done(Outcome<TaskId>::failure(std::move(failure)));
   }
   // The ticket goes with the last copy of the reply, i.e. once the caller is answered.
   Reply<TaskId> reply = [done = std::move(done), ticket](Outcome<TaskId> outcome) { done(std::move(outcome)); };
@@ -103,25 +102,20 @@ void TaskManager::prepare(const SpecSource& source, const Caller& caller, const 
   TaskPtr task;
   driver::TaskSpec spec;
   std::optional<driver::Credentials> creds;
-  try {
-    spec = source.parse();
-    driver::validate_task(spec);
-    creds = run_as(spec, caller);
-    task = admit_task(spec, caller, creds);
-  } catch (...) {
-    reply(Outcome<TaskId>::failure(std::current_exception()));
-    return;
+  if (auto failure = failure_of([&] {
+        spec = source.parse();
+        driver::validate_task(spec);
+        creds = run_as(spec, caller);
+        task = admit_task(spec, caller, creds);
+      })) {
+    return reply(Outcome<TaskId>::failure(std::move(failure)));
   }
   {
     std::lock_guard lock(task->mutex);
     task->start = std::make_unique<StartFlow>();
     task->start->reply = reply;
   }
-  try {
-    make_task(task, spec, creds);
-  } catch (...) {
-    undo_start(task, std::current_exception());
-  }
+  if (auto failure = failure_of([&] { make_task(task, spec, creds); })) undo_start(task, std::move(failure));
 }
 
 TaskManager::TaskPtr TaskManager::admit_task(driver::TaskSpec& spec, const Caller& caller,
@@ -211,10 +205,8 @@ void TaskManager::on_control(const TaskPtr& task) {
   StartFlow* flow = task->start.get();
   if (!flow || flow->done || flow->step_in_flight) return;
   std::optional<std::string> text;
-  try {
-    text = driver::receive_message(flow->control->get());
-  } catch (...) {
-    return fail_start(task, std::current_exception());
+  if (auto failure = failure_of([&] { text = driver::receive_message(flow->control->get()); })) {
+    return fail_start(task, std::move(failure));
   }
   if (!text) return fail_start(task, nullptr);  // the shim left: undo_start says why once it is reaped
   auto msg = parse_shim_message(*text);
@@ -378,13 +370,14 @@ void TaskManager::undo_start(const TaskPtr& task, std::exception_ptr error) noex
   std::error_code ec;
   fs::remove_all(task->dir, ec);
   erase(task);
+  // Read before the reply: once the error is handed on, its receiver may be the one to free it.
+  auto gone = std::make_exception_ptr(
+      Error(ErrorKind::not_found, "task " + task->id.display() + " did not start: " + message_of(error)));
   try {
-    if (flow && flow->reply) flow->reply(Outcome<TaskId>::failure(error));
+    if (flow && flow->reply) flow->reply(Outcome<TaskId>::failure(std::move(error)));
   } catch (...) {
     // The caller left; nothing else to undo.
   }
-  auto gone = std::make_exception_ptr(
-      Error(ErrorKind::not_found, "task " + task->id.display() + " did not start: " + message_of(error)));
   answer_all(stops, Outcome<>::failure(gone));
   answer_all(destroys, Outcome<>::success());
 }

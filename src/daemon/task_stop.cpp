@@ -20,13 +20,12 @@ constexpr Duration kLongestGrace = std::chrono::hours(24 * 365);
 void TaskManager::stop(const TaskId& id, std::optional<Duration> timeout, const Caller& caller, Reply<> done) {
   TaskPtr task;
   std::shared_ptr<Admission::Ticket> ticket;
-  try {
-    check_serving();
-    task = find(id, caller);
-    ticket = admission_.admit(caller, kRequestWeight, "StopTask");
-  } catch (...) {
-    done(Outcome<>::failure(std::current_exception()));
-    return;
+  if (auto failure = failure_of([&] {
+        check_serving();
+        task = find(id, caller);
+        ticket = admission_.admit(caller, kRequestWeight, "StopTask");
+      })) {
+    return done(Outcome<>::failure(std::move(failure)));
   }
   request_end(task, timeout, false, [done = std::move(done), ticket](Outcome<> outcome) { done(std::move(outcome)); });
 }
@@ -34,13 +33,12 @@ void TaskManager::stop(const TaskId& id, std::optional<Duration> timeout, const 
 void TaskManager::destroy(const TaskId& id, const Caller& caller, Reply<> done) {
   TaskPtr task;
   std::shared_ptr<Admission::Ticket> ticket;
-  try {
-    check_serving();
-    task = find(id, caller);
-    ticket = admission_.admit(caller, kRequestWeight, "DestroyTask");
-  } catch (...) {
-    done(Outcome<>::failure(std::current_exception()));
-    return;
+  if (auto failure = failure_of([&] {
+        check_serving();
+        task = find(id, caller);
+        ticket = admission_.admit(caller, kRequestWeight, "DestroyTask");
+      })) {
+    return done(Outcome<>::failure(std::move(failure)));
   }
   request_end(task, Duration::zero(), true,
               [done = std::move(done), ticket](Outcome<> outcome) { done(std::move(outcome)); });

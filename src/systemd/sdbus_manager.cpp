@@ -189,11 +189,7 @@ void SdbusSystemdManager::start_transient_unit_async(const std::string& name, co
                    [on, name, deadline, done, slot](sdbus::MethodReply* reply, std::exception_ptr error) {
                      if (error) return done(error);
                      sdbus::ObjectPath job;
-                     try {
-                       *reply >> job;
-                     } catch (...) {
-                       return done(std::current_exception());
-                     }
+                     if (auto failure = failure_of([&] { *reply >> job; })) return done(failure);
                      on->on_job(job, deadline, [name, done, slot](const std::string& result, std::exception_ptr e) {
                        if (!e && result != "done") {
                          e = std::make_exception_ptr(BusError(
