@@ -17,7 +17,7 @@ bool is_plain(unsigned char c) {
          c == '_' || c == '.' || c == '-';
 }
 
-std::string quoted(std::string_view value) {
+std::string in_quotes(std::string_view value) {
   std::string out = "\"";
   for (unsigned char c : value) {
     if (c < 0x20 || c == 0x7f || c == '"' || c == '\\' || c >= 0x80) {
@@ -45,7 +45,7 @@ bool valid_utf8(std::string_view s) {
 
 [[noreturn]] void reject(std::string_view field, std::string_view value, const char* why) {
   throw Error(ErrorKind::invalid_argument,
-              std::string(field) + " " + quoted(value) + " is not allowed: " + why);
+              std::string(field) + " " + in_quotes(value) + " is not allowed: " + why);
 }
 
 }  // namespace
@@ -83,7 +83,7 @@ TaskId::TaskId(std::string alloc, std::string task) : alloc_(std::move(alloc)), 
   validate_name_part("task name", task_);
   if (unit_name().size() > kMaxUnitName)
     throw Error(ErrorKind::invalid_argument,
-                "alloc ID and task name together are too long: unit name " + quoted(unit_name()) +
+                "alloc ID and task name together are too long: unit name " + in_quotes(unit_name()) +
                     " exceeds 255 bytes");
 }
 
