@@ -21,6 +21,7 @@
 #include "common/error.hpp"
 #include "common/fd.hpp"
 #include "common/task_id.hpp"
+#include "common/units.hpp"
 
 namespace runscope::cgroup {
 
@@ -32,10 +33,6 @@ namespace runscope::cgroup {
 // missing partition folder (copying cpus/mems from its parent on v1); the reconciler owns its cpus.
 enum class CpuPartition { none, shared, reserved };
 
-// The cpu weight range (cgroup v2's cpu.weight; v1 maps it to cpu.shares). The one place it is
-// written down: the spec validator, the backends and the CLI all refer to it.
-inline constexpr std::uint64_t kMinCpuWeight = 1;
-inline constexpr std::uint64_t kMaxCpuWeight = 10000;
 
 struct Limits {
   CpuPartition partition = CpuPartition::none;

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/error.hpp"
+#include "common/units.hpp"
 
 namespace runscope::cli {
 namespace {
@@ -70,7 +71,8 @@ void add_task_flags(CLI::App& sub, TaskFlags& f, FlagsFor command) {
   sub.add_option("--alloc", f.alloc, "Allocation ID (default: a random UUID)");
   sub.add_option("--task", f.task, "Task name (default: the command's basename)");
   sub.add_option("--memory-max", f.memory_max, "Memory limit, e.g. 512M");
-  sub.add_option("--cpu-weight", f.cpu_weight, "CPU weight 1..10000");
+  sub.add_option("--cpu-weight", f.cpu_weight,
+                 "CPU weight " + std::to_string(kMinCpuWeight) + ".." + std::to_string(kMaxCpuWeight));
   sub.add_option("--pids-max", f.pids_max, "Process count limit");
   sub.add_option("--kill-signal", f.kill_signal, "Graceful stop signal (default: config task.kill_signal)");
   sub.add_option("--kill-timeout", f.kill_timeout, "Grace period before the cgroup kill (default: config)");

@@ -20,4 +20,9 @@ std::string format_duration(Duration d);
 std::uint64_t parse_size(std::string_view text, std::string_view field = "size");
 std::string format_size(std::uint64_t bytes);
 
+// The cpu weight range (cgroup v2's cpu.weight; v1 maps it to cpu.shares). The one place it is
+// written down: the spec validator, the [limits] reader, the backends and the CLI all refer to it.
+inline constexpr std::uint64_t kMinCpuWeight = 1;
+inline constexpr std::uint64_t kMaxCpuWeight = 10000;
+
 }  // namespace runscope

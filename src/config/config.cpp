@@ -168,7 +168,6 @@ Section task_keys(TaskConfig& c) {
 
 constexpr const char* kUnlimitedWord = "unlimited";
 constexpr std::int64_t kMaxTasksLimit = 1'000'000;
-constexpr std::int64_t kMaxCpuWeight = 10000;
 
 std::string locate(const std::filesystem::path& file, const toml::source_region& at) {
   return file.string() + ":" + std::to_string(at.begin.line) + ":" + std::to_string(at.begin.column);
@@ -204,7 +203,7 @@ Section limit_keys(LimitValues& v) {
   return {
       {"tasks", count(v.tasks, 0, kMaxTasksLimit)},
       {"reserved_cores", count(v.reserved_cores, 0, CpuSet::kMaxCpus)},
-      {"cpu_weight", count(v.cpu_weight, 1, kMaxCpuWeight)},
+      {"cpu_weight", count(v.cpu_weight, static_cast<std::int64_t>(kMinCpuWeight), static_cast<std::int64_t>(kMaxCpuWeight))},
       {"memory_max", size(v.memory_max)},
       {"memory_total", size(v.memory_total)},
       {"log_bytes", size(v.log_bytes)},

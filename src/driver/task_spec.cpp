@@ -13,6 +13,7 @@
 #include "common/error.hpp"
 #include "common/file.hpp"
 #include "common/task_id.hpp"
+#include "common/units.hpp"
 #include "config/config.hpp"
 #include "driver/catalog.hpp"
 
@@ -116,7 +117,7 @@ void parse_resources(const Validator& v, const json& node, Resources& r) {
                  v.fail(path, value, "below the minimum of " + std::to_string(kMinMemoryMax) + " bytes (1M)");
                }
              }
-             if (key == "cpu_weight") r.cpu_weight = v.integer(path, value, cgroup::kMinCpuWeight, cgroup::kMaxCpuWeight);
+             if (key == "cpu_weight") r.cpu_weight = v.integer(path, value, kMinCpuWeight, kMaxCpuWeight);
              if (key == "pids_max") r.pids_max = v.integer(path, value, 1, UINT32_MAX);
            });
 }
