@@ -15,32 +15,12 @@
 #include "support/bus_server.hpp"
 #include "support/held_child.hpp"
 #include "support/private_bus.hpp"
+#include "support/tenancy_table.hpp"
 
 namespace runscope {
 namespace {
 
 constexpr const char* kGroup = "runscope";
-
-// The parts of the stock system.conf that matter: deny method calls unless a policy allows.
-std::string system_like_config() {
-  return std::string(R"(
-  <type>system</type>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-  </policy>
-  <include>)") + RUNSCOPE_SOURCE_DIR + "/dbus/org.runscope1.conf</include>\n";
-}
 
 int shell(const std::string& command) { return std::system(command.c_str()); }
 
@@ -109,7 +89,7 @@ TEST(TheBusPolicy, RefusesStrangersAndLetsGroupMembersCallAsThemselves) {
   if (!testing::dbus_daemon_available()) GTEST_SKIP() << "dbus-daemon is not installed";
   if (::access("/usr/sbin/useradd", X_OK) != 0) GTEST_SKIP() << "useradd is not installed";
   Accounts accounts;
-  testing::PrivateBus bus(system_like_config());
+  testing::PrivateBus bus(testing::system_like_bus_config());
   testing::FakeTaskService service;
   testing::BusServer server(bus.address(), service);  // root may own the name
 
@@ -129,7 +109,7 @@ TEST(TheBusPolicy, RefusesStrangersAndLetsGroupMembersCallAsThemselves) {
 TEST(TheBusPolicy, LetsOnlyRootOwnTheName) {
   if (!testing::is_root()) GTEST_SKIP() << "needs root to drop privileges";
   if (!testing::dbus_daemon_available()) GTEST_SKIP() << "dbus-daemon is not installed";
-  testing::PrivateBus bus(system_like_config());
+  testing::PrivateBus bus(testing::system_like_bus_config());
   auto nobody = driver::resolve_credentials("nobody");
   pid_t pid = ::fork();
   if (pid == 0) {

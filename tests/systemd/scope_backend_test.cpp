@@ -8,43 +8,19 @@
 #include <thread>
 
 #include "common/file.hpp"
-#include "systemd/contained.hpp"
+#include "systemd/backend_fixture.hpp"
 #include "systemd/factory.hpp"
-#include "systemd/scope_backend.hpp"
-#include "systemd/sdbus_manager.hpp"
 
 namespace runscope::systemd {
 namespace {
 
 using cgroup::Limits;
-using runscope::systemd_testing::AfterRelease;
-using runscope::systemd_testing::eventually;
-using runscope::systemd_testing::HeldChild;
-using runscope::systemd_testing::run_command;
-using runscope::systemd_testing::unified_line;
-using runscope::systemd_testing::unique_name;
+using namespace runscope::systemd_testing;
 using namespace std::chrono_literals;
 
-class ASystemdBackend : public ::testing::Test {
+class ASystemdBackend : public ContainedBackendTest {
  protected:
-  void SetUp() override {
-    RUNSCOPE_REQUIRE_CONTAINED_SYSTEMD();
-    manager_ = std::make_unique<SdbusSystemdManager>();
-    backend_ = std::make_unique<SystemdBackend>(*manager_);
-  }
-
-  TaskId new_task(const std::string& task = "web") { return TaskId(unique_name("alloc"), task); }
-  Deadline deadline(std::chrono::seconds s = 10s) { return Deadline(system_clock(), s); }
-  bool unit_gone(const std::string& unit) {
-    return eventually([&] { return manager_->list_units_by_patterns({}, {unit}).empty(); });
-  }
-  std::string active_state(const std::string& unit) {
-    auto units = manager_->list_units_by_patterns({}, {unit});
-    return units.empty() ? "gone" : units.front().active_state;
-  }
-
-  std::unique_ptr<SdbusSystemdManager> manager_;
-  std::unique_ptr<SystemdBackend> backend_;
+  static TaskId new_task(const std::string& task = "web") { return ContainedBackendTest::new_task("alloc", task); }
 };
 
 TEST_F(ASystemdBackend, RunsATaskInItsOwnScopeFromItsFirstInstructionAndLeavesNothingAfterDestroy) {

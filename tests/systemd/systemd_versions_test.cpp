@@ -6,46 +6,32 @@
 #include <string>
 
 #include "common/file.hpp"
-#include "systemd/contained.hpp"
-#include "systemd/scope_backend.hpp"
-#include "systemd/sdbus_manager.hpp"
+#include "systemd/backend_fixture.hpp"
 
 namespace runscope::systemd {
 namespace {
 
 using cgroup::Limits;
-using runscope::systemd_testing::AfterRelease;
-using runscope::systemd_testing::eventually;
-using runscope::systemd_testing::HeldChild;
-using runscope::systemd_testing::run_command;
-using runscope::systemd_testing::unified_line;
-using runscope::systemd_testing::unique_name;
+using namespace runscope::systemd_testing;
 using namespace std::chrono_literals;
 
-class ThisSystemdVersion : public ::testing::Test {
+class ThisSystemdVersion : public ContainedBackendTest {
  protected:
   void SetUp() override {
-    RUNSCOPE_REQUIRE_CONTAINED_SYSTEMD();
-    manager_ = std::make_unique<SdbusSystemdManager>();
-    backend_ = std::make_unique<SystemdBackend>(*manager_);
+    ContainedBackendTest::SetUp();
+    if (IsSkipped()) return;
     version_ = std::stoi(manager_->version());
   }
 
-  TaskId new_task(const std::string& task) { return TaskId(unique_name("ver"), task); }
-  Deadline deadline() { return Deadline(system_clock(), 10s); }
+  static TaskId new_task(const std::string& task) { return ContainedBackendTest::new_task("ver", task); }
   std::string show(const std::string& unit, const std::string& property) {
     auto out = run_command("systemctl show -p " + property + " --value " + unit);
     while (!out.empty() && out.back() == '\n') out.pop_back();
     return out;
   }
-  bool unit_gone(const std::string& unit) {
-    return eventually([&] { return manager_->list_units_by_patterns({}, {unit}).empty(); });
-  }
   // Versions whose behaviour below was measured; others are held only to what runscope relies on.
   bool measured() const { return version_ == 252 || version_ == 257; }
 
-  std::unique_ptr<SdbusSystemdManager> manager_;
-  std::unique_ptr<SystemdBackend> backend_;
   int version_ = 0;
 };
 
