@@ -172,8 +172,8 @@ bool use_private_socket() { return ::geteuid() == 0 && ::access(kPrivateSocket, 
 
 SyncSystemdManager::SyncSystemdManager(SyncManagerOptions options) : options_(std::move(options)) {
   std::string address = options_.address;
-  if (address.empty() && use_private_socket()) address = std::string("unix:path=") + kPrivateSocket;
-  direct_ = address == std::string("unix:path=") + kPrivateSocket;
+  if (address.empty() && use_private_socket()) address = kPrivateAddress;
+  direct_ = address == kPrivateAddress;
   int r = 0;
   if (address.empty()) {
     r = sd_bus_open_system(&bus_);

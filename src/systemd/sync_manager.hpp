@@ -24,6 +24,7 @@ struct sd_bus_slot;
 namespace runscope::systemd {
 
 inline constexpr const char* kPrivateSocket = "/run/systemd/private";
+inline constexpr const char* kPrivateAddress = "unix:path=/run/systemd/private";  // of kPrivateSocket
 
 struct SyncManagerOptions {
   // Empty: the private socket when root and it exists, else the system bus. Or a D-Bus address:
