@@ -61,8 +61,10 @@ class RawExec final : public Driver {
     out.env = base_env;
     for (const auto& [k, v] : spec.env) {
       // Replaces the base's entry: with two, getenv() and the PATH lookup would disagree.
-      std::erase_if(out.env, [&k](const std::string& e) { return e.starts_with(k + "="); });
-      out.env.push_back(k + "=" + v);
+      // (A named prefix, not the binding, in the lambda: clang before 16 cannot capture bindings.)
+      const std::string prefix = k + "=";
+      std::erase_if(out.env, [&prefix](const std::string& e) { return e.starts_with(prefix); });
+      out.env.push_back(prefix + v);
     }
     return out;
   }
