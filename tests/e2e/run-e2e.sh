@@ -62,6 +62,13 @@ else
 fi
 VERSION1=$(dpkg-deb -f "$DEB1" Version)
 check "lintian reports no errors" bash -c "! lintian '$DEB1' 2>/dev/null | grep '^E:'"
+# The Nomad plugin's package, built beside it (issue 14): lint-clean, and tied to this runscope.
+NOMAD_DEB=$(ls "$(dirname "$DEB1")"/runscope-nomad-driver_*.deb 2>/dev/null | grep -v "+e2e" | head -n1 || true)
+if [ -n "$NOMAD_DEB" ]; then
+  check "lintian reports no errors in runscope-nomad-driver" bash -c "! lintian '$NOMAD_DEB' 2>/dev/null | grep '^E:'"
+  check "runscope-nomad-driver depends on runscope (= $VERSION1)" \
+    bash -c "grep -qF 'runscope (= $VERSION1)' <<<\"\$(dpkg-deb -f '$NOMAD_DEB' Depends)\""
+fi
 HAVE_DAEMON=0
 # (Listed first: `grep -q` in a pipe would end dpkg-deb early, and pipefail would say "absent".)
 grep -q '/usr/sbin/runscoped$' <<<"$(dpkg-deb -c "$DEB1")" && HAVE_DAEMON=1
