@@ -33,7 +33,6 @@ namespace runscope::cgroup {
 // missing partition folder (copying cpus/mems from its parent on v1); the reconciler owns its cpus.
 enum class CpuPartition { none, shared, reserved };
 
-
 struct Limits {
   CpuPartition partition = CpuPartition::none;
   std::optional<std::uint64_t> memory_max;  // bytes

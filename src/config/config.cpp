@@ -203,7 +203,8 @@ Section limit_keys(LimitValues& v) {
   return {
       {"tasks", count(v.tasks, 0, kMaxTasksLimit)},
       {"reserved_cores", count(v.reserved_cores, 0, CpuSet::kMaxCpus)},
-      {"cpu_weight", count(v.cpu_weight, static_cast<std::int64_t>(kMinCpuWeight), static_cast<std::int64_t>(kMaxCpuWeight))},
+      {"cpu_weight",
+       count(v.cpu_weight, static_cast<std::int64_t>(kMinCpuWeight), static_cast<std::int64_t>(kMaxCpuWeight))},
       {"memory_max", size(v.memory_max)},
       {"memory_total", size(v.memory_total)},
       {"log_bytes", size(v.log_bytes)},
