@@ -14,7 +14,8 @@ build=$(cd "$1" && pwd)
 seconds=$2
 here=$(cd "$(dirname "$0")" && pwd)
 scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
+# A failing or interrupted run ends the targets still running before their scratch corpora go.
+trap 'kill $(jobs -p) 2>/dev/null || true; wait; rm -rf "$scratch"' EXIT
 
 shopt -s nullglob
 targets=("$build"/tests/fuzz/*_fuzz)
@@ -23,8 +24,9 @@ if [[ ${#targets[@]} -eq 0 ]]; then
   exit 1
 fi
 
-failed=()
-for bin in "${targets[@]}"; do
+# run_one BIN: one target on its scratch corpus; its verdict lands in $scratch/NAME.verdict.
+run_one() {
+  local bin=$1 name corpus artifacts
   name=$(basename "$bin" _fuzz)
   corpus="$scratch/$name"
   artifacts="$build/fuzz-artifacts/$name"
@@ -32,9 +34,34 @@ for bin in "${targets[@]}"; do
   [[ -d "$here/corpus/$name" ]] && cp -r "$here/corpus/$name/." "$corpus/"
   echo "run-fuzz: $name for ${seconds}s ($(ls "$corpus" | wc -l) seeds)"
   # -rss_limit_mb: a parser that balloons on a small input is a finding too.
-  if ! "$bin" "$corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -max_len=65536 \
+  if "$bin" "$corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -max_len=65536 \
       -print_final_stats=1 -artifact_prefix="$artifacts/" >"$scratch/$name.log" 2>&1; then
-    tail -n 40 "$scratch/$name.log" >&2
+    echo ok > "$scratch/$name.verdict"
+  else
+    echo failed > "$scratch/$name.verdict"
+  fi
+}
+
+# libFuzzer uses one core per target: run as many targets at once as there are cores, each still
+# for the full SECONDS (RUNSCOPE_FUZZ_JOBS overrides the count).
+jobs=${RUNSCOPE_FUZZ_JOBS:-$(nproc)}
+running=0
+for bin in "${targets[@]}"; do
+  if (( running >= jobs )); then
+    wait -n || true
+    running=$((running - 1))
+  fi
+  run_one "$bin" &
+  running=$((running + 1))
+done
+wait
+
+failed=()
+for bin in "${targets[@]}"; do
+  name=$(basename "$bin" _fuzz)
+  artifacts="$build/fuzz-artifacts/$name"
+  if [[ "$(cat "$scratch/$name.verdict" 2>/dev/null)" != ok ]]; then
+    tail -n 40 "$scratch/$name.log" >&2 || true
     echo "run-fuzz: $name FAILED; reproducer(s): $(ls "$artifacts")" >&2
     failed+=("$name")
     continue
@@ -46,4 +73,4 @@ if [[ ${#failed[@]} -gt 0 ]]; then
   echo "run-fuzz: FAILED: ${failed[*]}" >&2
   exit 1
 fi
-echo "run-fuzz: all ${#targets[@]} targets ran ${seconds}s each without a crash"
+echo "run-fuzz: all ${#targets[@]} targets ran ${seconds}s each ($jobs at a time) without a crash"
