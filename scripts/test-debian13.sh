@@ -35,8 +35,11 @@ timed() {
 timed "the trixie root (cached at $(scripts/debian13-root.sh path))" scripts/debian13-root.sh unpack "$ROOT"
 in_root sh -c 'echo "    g++ $(g++ -dumpfullversion), cmake $(cmake --version | head -n1 | cut -d" " -f3),'\
 ' sdbus-c++ $(dpkg-query -W -f="\${Version}" libsdbus-c++-dev), systemd $(dpkg-query -W -f="\${Version}" systemd)"'
-timed "build $BUILD (unit and systemd test binaries, the programs)" in_root sh -c \
-  "cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRUNSCOPE_BENCH=OFF >/dev/null &&
+# Compiled as the .deb is (scripts/debian-flags.sh), so the e2e's package build below is mostly
+# served by ccache.
+timed "build $BUILD (unit and systemd test binaries, the programs)" in_root bash -c \
+  ". scripts/debian-flags.sh && debian_ccache_export /src && debian_cmake_args &&
+   cmake -S . -B $BUILD \"\${DEBIAN_CMAKE_ARGS[@]}\" -DRUNSCOPE_BENCH=OFF >/dev/null &&
    cmake --build $BUILD -j$JOBS --target runscope_unit_tests runscope_systemd_tests"
 timed "unit tests" in_root ctest --test-dir "$BUILD" -L '^unit$' -j"$JOBS" --output-on-failure
 timed "systemd tests (contained systemd 257)" in_root tests/systemd/run-contained.sh "$BUILD"

@@ -47,10 +47,11 @@ if [ -n "$REUSE_DEBS" ]; then
 else
   step "build the .deb (packaging/deb/build.sh)"
   if command -v ccache >/dev/null; then
-    # A full dpkg-buildpackage all the same; ccache only answers compiles it has seen (dpkg's
-    # -ffile-prefix-map and this base dir make them independent of the temp folder's name).
+    # A full dpkg-buildpackage all the same; ccache only answers compiles it has seen: those of
+    # scripts/test.sh's plain tree, configured as debhelper configures (scripts/debian-flags.sh).
     export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache
-    export CCACHE_BASEDIR="$E2E_WORK/build/runscope"
+    source "$SRC/scripts/debian-flags.sh"
+    debian_ccache_export "$E2E_WORK/build/runscope"
     # debhelper (compat 13) points HOME at a temp folder: name the real cache, or every build misses.
     CCACHE_DIR=${CCACHE_DIR:-$(ccache -k cache_dir 2>/dev/null || true)}
     [ -z "$CCACHE_DIR" ] || export CCACHE_DIR
