@@ -62,19 +62,30 @@ build_and_test() {
   fi
 }
 
-build_and_test build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# Every tree links with lld (about 0.5 s instead of 3 s a test binary with ld.bfd); the package
+# builds keep Debian's default linker.
+LLD="-fuse-ld=lld"
+# The plain tree is compiled as the .deb is (scripts/debian-flags.sh): the e2e's package builds
+# below are then served by ccache.
+. scripts/debian-flags.sh
+debian_ccache_export "$PWD"
+debian_cmake_args "$LLD"
+build_and_test build "${DEBIAN_CMAKE_ARGS[@]}"
 if [ "$(id -u)" -eq 0 ]; then
   echo "=== build: fault tests (docs/faults.md)"
   timed "build: faults" ctest --test-dir build -L '^faults$' --output-on-failure
 fi
 if [ "$QUICK" -eq 0 ]; then
+  # -g1: line tables only, all a sanitizer report needs (file:line of every frame); full debug
+  # info made the sanitizer trees' compiles 10-14% slower.
+  SANITIZER_TREE=(-DCMAKE_CXX_FLAGS_DEBUG=-g1 -DCMAKE_EXE_LINKER_FLAGS="$LLD")
   # The suppressions only drop reports from inside Debian's uninstrumented sd-bus and sdbus-c++
   # (see the files for why); everything of ours is still checked.
   LSAN_OPTIONS="suppressions=$PWD/tests/systemd/lsan.supp" \
-    build_and_test build-asan -DCMAKE_BUILD_TYPE=Debug -DRUNSCOPE_ASAN=ON
+    build_and_test build-asan -DCMAKE_BUILD_TYPE=Debug -DRUNSCOPE_ASAN=ON "${SANITIZER_TREE[@]}"
   echo "=== build-tsan: runscope-nomad-driver and its tests are left out (Debian's gRPC is not built for TSan; docs/nomad.md)"
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/systemd/tsan.supp" \
-    build_and_test build-tsan -DCMAKE_BUILD_TYPE=Debug -DRUNSCOPE_TSAN=ON
+    build_and_test build-tsan -DCMAKE_BUILD_TYPE=Debug -DRUNSCOPE_TSAN=ON "${SANITIZER_TREE[@]}"
   echo "=== build-fuzz: libFuzzer targets, 30 s each (docs/hardening.md)"
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -DRUNSCOPE_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   timed "build-fuzz: build" cmake --build build-fuzz -j"$JOBS"
