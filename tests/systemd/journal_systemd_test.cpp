@@ -19,6 +19,7 @@
 #include "support/daemon_process.hpp"
 #include "support/private_bus.hpp"
 #include "support/runscope_cli.hpp"
+#include "support/shell.hpp"
 #include "systemd/contained.hpp"
 
 namespace runscope {
@@ -68,7 +69,7 @@ class TaskLogsInTheJournal : public ::testing::Test {
     if (!started_) return;
     daemon_.reset();
     bus_.reset();
-    std::system(("systemctl stop " + parent_ + ".slice " + journald_ + " >/dev/null 2>&1").c_str());
+    testing::run_ignoring_status("systemctl stop " + parent_ + ".slice " + journald_ + " >/dev/null 2>&1");
     fs::remove(drop_in_);
   }
   testing::CliResult run(std::vector<std::string> args) {

@@ -13,6 +13,7 @@
 #include "support/daemon_process.hpp"
 #include "support/private_bus.hpp"
 #include "support/runscope_cli.hpp"
+#include "support/shell.hpp"
 #include "systemd/contained.hpp"
 
 namespace runscope {
@@ -43,7 +44,7 @@ class ARunscopedOnSystemd : public ::testing::Test {
     daemon_.reset();
     bus_.reset();
     // The parent slice takes its partition slices (and anything left in them) with it.
-    std::system(("systemctl stop " + parent_ + ".slice >/dev/null 2>&1").c_str());
+    testing::run_ignoring_status("systemctl stop " + parent_ + ".slice >/dev/null 2>&1");
   }
   void start_daemon() {
     daemon_ = std::make_unique<testing::DaemonProcess>(bus_->address(), config_, tmp_.path() / "daemon.log", *notify_);

@@ -23,6 +23,7 @@
 #include "common/task_id.hpp"
 #include "support/private_bus.hpp"
 #include "support/runscope_cli.hpp"
+#include "support/shell.hpp"
 #include "systemd/contained.hpp"
 
 namespace runscope {
@@ -87,9 +88,8 @@ class SupervisorsOfARunscopedUnit : public ::testing::Test {
   }
   void TearDown() override {
     if (!started_) return;
-    std::system(("systemctl stop " + unit_ + " >/dev/null 2>&1; systemctl reset-failed " + unit_ +
-                 " >/dev/null 2>&1; systemctl stop " + parent_ + ".slice >/dev/null 2>&1")
-                    .c_str());
+    testing::run_ignoring_status("systemctl stop " + unit_ + " >/dev/null 2>&1; systemctl reset-failed " + unit_ +
+                                 " >/dev/null 2>&1; systemctl stop " + parent_ + ".slice >/dev/null 2>&1");
     bus_.reset();
   }
 
@@ -101,7 +101,7 @@ class SupervisorsOfARunscopedUnit : public ::testing::Test {
   // said READY=1 (systemd-run waits for the start job of a Type=notify service).
   void start_unit(const std::map<std::string, std::string>& overrides = {}) {
 #ifdef RUNSCOPED_BINARY
-    std::system(("systemctl reset-failed " + unit_ + " >/dev/null 2>&1").c_str());
+    testing::run_ignoring_status("systemctl reset-failed " + unit_ + " >/dev/null 2>&1");
     auto props = packaged_properties(overrides);
     const auto out = (tmp_.path() / "daemon.log").string();
     run_command("systemd-run --quiet --unit=" + unit_ + props + " -p StandardOutput=append:" + out +

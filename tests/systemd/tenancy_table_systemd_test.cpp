@@ -12,6 +12,7 @@
 #include "common/file.hpp"
 #include "support/daemon_process.hpp"
 #include "support/private_bus.hpp"
+#include "support/shell.hpp"
 #include "support/tenancy_table.hpp"
 #include "systemd/contained.hpp"
 
@@ -50,7 +51,7 @@ class ASharedRunscopedOnSystemd : public ::testing::Test {
       daemon_.reset();
     }
     bus_.reset();
-    std::system(("systemctl stop " + parent_ + ".slice >/dev/null 2>&1").c_str());
+    testing::run_ignoring_status("systemctl stop " + parent_ + ".slice >/dev/null 2>&1");
   }
 
   std::string parent_ = "rstbl" + std::to_string(::getpid());
