@@ -17,7 +17,7 @@ debian_cmake_args() {
   ldflags=$(DEB_BUILD_MAINT_OPTIONS="$options" dpkg-buildflags --get LDFLAGS)
   # debhelper appends CPPFLAGS to CXXFLAGS (CMake does not read them), in this order.
   DEBIAN_CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=None "-DCMAKE_CXX_FLAGS=$flags $cppflags"
-                     "-DCMAKE_EXE_LINKER_FLAGS=$ldflags${1:+ $1}")
+                     "-DCMAKE_EXE_LINKER_FLAGS=$ldflags")
 }
 
 # The package is built in another folder (a temp copy of the tree) than the test tree:

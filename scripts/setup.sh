@@ -9,7 +9,7 @@ PACKAGES="build-essential cmake pkg-config git ca-certificates ccache
   debhelper dpkg-dev fakeroot lintian devscripts rpm bash-completion man-db gnuplot-nox
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libmsgpack-cxx-dev
   golang-go golang-github-hashicorp-go-plugin-dev golang-google-grpc-dev golang-google-protobuf-dev
-  debootstrap zstd lld"
+  debootstrap zstd"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

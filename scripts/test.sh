@@ -62,14 +62,11 @@ build_and_test() {
   fi
 }
 
-# Every tree links with lld (about 0.5 s instead of 3 s a test binary with ld.bfd); the package
-# builds keep Debian's default linker.
-LLD="-fuse-ld=lld"
 # The plain tree is compiled as the .deb is (scripts/debian-flags.sh): the e2e's package builds
 # below are then served by ccache.
 . scripts/debian-flags.sh
 debian_ccache_export "$PWD"
-debian_cmake_args "$LLD"
+debian_cmake_args
 build_and_test build "${DEBIAN_CMAKE_ARGS[@]}"
 if [ "$(id -u)" -eq 0 ]; then
   echo "=== build: fault tests (docs/faults.md)"
@@ -78,7 +75,7 @@ fi
 if [ "$QUICK" -eq 0 ]; then
   # -g1: line tables only, all a sanitizer report needs (file:line of every frame); full debug
   # info made the sanitizer trees' compiles 10-14% slower.
-  SANITIZER_TREE=(-DCMAKE_CXX_FLAGS_DEBUG=-g1 -DCMAKE_EXE_LINKER_FLAGS="$LLD")
+  SANITIZER_TREE=(-DCMAKE_CXX_FLAGS_DEBUG=-g1)
   # The suppressions only drop reports from inside Debian's uninstrumented sd-bus and sdbus-c++
   # (see the files for why); everything of ours is still checked.
   LSAN_OPTIONS="suppressions=$PWD/tests/systemd/lsan.supp" \
