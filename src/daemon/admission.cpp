@@ -20,8 +20,6 @@ AdmissionLimits enter_limits(const AdmissionLimits& limits) {
 
 std::size_t start_weight(std::size_t spec_bytes) { return 4 * spec_bytes + kRequestWeight; }
 
-Admission::Ticket::~Ticket() { owner_.release(uid_, bytes_); }
-
 std::shared_ptr<Admission::Ticket> Admission::admit(const Caller& caller, std::size_t bytes, std::string_view what) {
   std::lock_guard lock(mutex_);
   Use& use = use_[caller.uid];

@@ -10,6 +10,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstddef>
 #include <map>
 #include <memory>
@@ -48,9 +49,16 @@ class Admission {
   // Held while the operation is in flight; destroying it gives the share back.
   class Ticket {
    public:
-    ~Ticket();
+    ~Ticket() { give_back(); }
     Ticket(const Ticket&) = delete;
     Ticket& operator=(const Ticket&) = delete;
+
+    // Gives the share back now (once; later calls and the destructor do nothing). Called just
+    // before the caller is answered: an answered caller may call again at once, and must find
+    // its share free then, not once the last copy of its reply is gone.
+    void give_back() noexcept {
+      if (!given_back_.exchange(true)) owner_.release(uid_, bytes_);
+    }
 
    private:
     friend class Admission;
@@ -58,6 +66,7 @@ class Admission {
     Admission& owner_;
     uid_t uid_;
     std::size_t bytes_;
+    std::atomic<bool> given_back_{false};
   };
 
   // Throws Error(resources) naming the bound when the caller's share is used up.

@@ -93,8 +93,10 @@ void TaskManager::start(SpecSource source, const Caller& caller, Reply<TaskId> d
       })) {
     return done(Outcome<TaskId>::failure(std::move(failure)));
   }
-  // The ticket goes with the last copy of the reply, i.e. once the caller is answered.
-  Reply<TaskId> reply = [done = std::move(done), ticket](Outcome<TaskId> outcome) { done(std::move(outcome)); };
+  Reply<TaskId> reply = [done = std::move(done), ticket](Outcome<TaskId> outcome) {
+    ticket->give_back();
+    done(std::move(outcome));
+  };
   pool_.post(caller.uid, [this, source = std::move(source), caller, reply] { prepare(source, caller, reply); });
 }
 

@@ -27,7 +27,10 @@ void TaskManager::stop(const TaskId& id, std::optional<Duration> timeout, const 
       })) {
     return done(Outcome<>::failure(std::move(failure)));
   }
-  request_end(task, timeout, false, [done = std::move(done), ticket](Outcome<> outcome) { done(std::move(outcome)); });
+  request_end(task, timeout, false, [done = std::move(done), ticket](Outcome<> outcome) {
+    ticket->give_back();
+    done(std::move(outcome));
+  });
 }
 
 void TaskManager::destroy(const TaskId& id, const Caller& caller, Reply<> done) {
@@ -41,7 +44,10 @@ void TaskManager::destroy(const TaskId& id, const Caller& caller, Reply<> done) 
     return done(Outcome<>::failure(std::move(failure)));
   }
   request_end(task, Duration::zero(), true,
-              [done = std::move(done), ticket](Outcome<> outcome) { done(std::move(outcome)); });
+              [done = std::move(done), ticket](Outcome<> outcome) {
+                ticket->give_back();
+                done(std::move(outcome));
+              });
 }
 
 // Ordered, never refused for being busy: a stop or destroy asked for while the task starts is

@@ -206,6 +206,26 @@ TEST(AnAdmission, RefusesAMemberBeyondItsShareAndGivesItBackWhenAnswered) {
   EXPECT_NO_THROW(admission.admit(alice, 1000, "StopTask"));
 }
 
+// The reply holding a ticket may be copied and outlive the answer: the share is free once the
+// caller is answered all the same (an answered caller that calls again at once was refused).
+TEST(AnAdmission, GivesTheShareBackOnceWhenTheCallerIsAnsweredWhateverCopiesOfTheTicketLive) {
+  Admission admission(AdmissionLimits{1, 1u << 20, 4u << 20, 4, 8u << 20});
+  Caller alice{1001, 1001};
+  auto ticket = admission.admit(alice, 1000, "StopTask");
+  auto copy = ticket;  // e.g. a copy of the reply still queued somewhere
+  EXPECT_THROW(admission.admit(alice, 1000, "StopTask"), Error);
+  ticket->give_back();
+  EXPECT_EQ(admission.in_use(alice.uid).ops, 0u);
+  auto next = admission.admit(alice, 1000, "StopTask");  // fits: the share is free
+  ticket->give_back();                                   // a second time: nothing more
+  copy.reset();
+  ticket.reset();                                        // the last copy: nothing more either
+  EXPECT_EQ(admission.in_use(alice.uid).ops, 1u);
+  EXPECT_EQ(admission.in_use(alice.uid).bytes, 1000u);
+  next.reset();
+  EXPECT_EQ(admission.in_use(alice.uid).ops, 0u);
+}
+
 TEST(AnAdmission, WeighsRequestsInBytesPerMemberAndForAllMembersTogether) {
   Admission admission(AdmissionLimits{100, 3u << 20, 4u << 20, 100, 64u << 20});
   Caller alice{1001, 1001}, bob{1002, 1002};
