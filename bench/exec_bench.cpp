@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <numeric>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -113,10 +114,17 @@ int main(int argc, char** argv) {
       cases.push_back(parse_case(argv[i]));
     }
   }
+  // A new order each round (seeded: runs are repeatable), so that no case always runs right after
+  // the same other one. (A systemd still busy with the invocation before, e.g. collecting what
+  // systemd-run left, slows the next one down; turning the order by one each round kept every
+  // case of three or more behind the same predecessor.)
+  std::mt19937 rng(13);
+  std::vector<std::size_t> order(cases.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
   for (int round = -kWarmupRounds; round < rounds; ++round) {
-    // The order turns each round, so no case always runs right after the same other one.
-    for (std::size_t k = 0; k < cases.size(); ++k) {
-      auto& c = cases[(k + static_cast<std::size_t>(std::max(round, 0))) % cases.size()];
+    std::shuffle(order.begin(), order.end(), rng);
+    for (std::size_t k : order) {
+      auto& c = cases[k];
       settle(settle_globs);
       const double ms = run_once(c);
       if (round >= 0) c.ms.push_back(ms);
