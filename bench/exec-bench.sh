@@ -5,8 +5,12 @@
 #   cgroupfs path: on this host's cgroupfs (v1 on a hybrid host, relative parent), against a bare
 #                 fork+exec+wait of /bin/true and `exec --no-cgroups` (what the CLI itself costs).
 # bench/exec_bench interleaves the cases round by round; it prints a table and `exec case=...` lines.
-# On the systemd path each invocation starts once the scopes of the ones before are gone: systemd-run
-# returns leaving its scope to systemd (removed some 30 ms later), exec only once its scope is gone.
+# On the systemd path each invocation starts once the scopes of the ones before are gone (systemd-run
+# returns leaving its scope to systemd, which removes it some 30 ms later; exec sends the emptied
+# scope's stop and returns) and after a 50 ms pause: an invocation right after a busy one runs about
+# 10 ms faster on the contained systemd, whichever CLI it is, so without the pause the case that ran
+# just before decided the figures (bench/exec_bench.cpp, --idle). Then the same as shell loops:
+# bursts of 10 of one case in a row, each invocation paying for what the one before it left.
 # Usage: bench/exec-bench.sh [BUILD_DIR] [ROUNDS]   (defaults: build, 100)
 set -euo pipefail
 ROOT=$(dirname "$(realpath "$0")")/..
@@ -38,7 +42,13 @@ contained_boot
 timeout --kill-after=10 600 bash -c "$(declare -f ct_in contained_run); CT_PID1=$CT_PID1; CT_LIB_DIR=$CT_LIB_DIR; \
   contained_run \"\$@\"" _ "$BENCH" "$ROUNDS" \
   --settle "/sys/fs/cgroup/system.slice/run-*.scope" --settle "/sys/fs/cgroup/runscope.slice/runscope-exec.slice/*.scope" \
-  "systemd_run=systemd-run --quiet --scope /bin/true" "exec_systemd=$RUNSCOPE exec -- /bin/true" &
+  --idle 50 "systemd_run=systemd-run --quiet --scope /bin/true" "exec_systemd=$RUNSCOPE exec -- /bin/true" &
+wait $!
+echo "=== exec-bench: systemd path as shell loops (bursts of 10), $(( (ROUNDS + 9) / 10 )) rounds"
+timeout --kill-after=10 600 bash -c "$(declare -f ct_in contained_run); CT_PID1=$CT_PID1; CT_LIB_DIR=$CT_LIB_DIR; \
+  contained_run \"\$@\"" _ "$BENCH" "$(( (ROUNDS + 9) / 10 ))" \
+  --settle "/sys/fs/cgroup/system.slice/run-*.scope" --settle "/sys/fs/cgroup/runscope.slice/runscope-exec.slice/*.scope" \
+  --idle 50 --burst 10 "systemd_run_loop=systemd-run --quiet --scope /bin/true" "exec_systemd_loop=$RUNSCOPE exec -- /bin/true" &
 wait $!
 contained_teardown
 

@@ -1,11 +1,19 @@
 // CLI against CLI: the wall time of whole command invocations (fork, exec, everything the
 // command does, wait), interleaved round by round so that load on this shared machine hits every
 // case alike. The first case is the baseline of the ratios.
-// Usage: exec_bench ROUNDS [--settle GLOB]... NAME=COMMAND [NAME=COMMAND...]   (COMMAND split on
-// spaces; stdout and stderr go to /dev/null; a command that exits non-zero fails the bench)
+// Usage: exec_bench ROUNDS [--settle GLOB]... [--idle MS] [--burst N] NAME=COMMAND [NAME=COMMAND...]
+// (COMMAND split on spaces; stdout and stderr go to /dev/null; a command that exits non-zero fails
+// the bench)
 // --settle GLOB: before each invocation, wait (untimed, up to 10 s) until nothing matches GLOB, so
 // that what an earlier invocation left to finish in the background (systemd-run leaves its scope
 // to systemd, which removes it some 30 ms later) does not compete with the next one.
+// --idle MS: then an untimed pause, so that every invocation starts on a machine as idle as the
+// others'. On the contained systemd an invocation that comes right after a busy one runs about
+// 10 ms faster than one after a pause (both CLIs alike, measured), and which case came just
+// before then decided the figures more than the cases themselves.
+// --burst N: each case runs N times in a row per round, as a shell loop would run it: the settle
+// and the pause only before the first; all N are timed. Each invocation then pays for what the
+// one before it (of the same case) left behind.
 // Prints a table, then one line per case: `exec case=NAME p50_ms= p90_ms= mean_ms= ratio_p50=`.
 #include <fcntl.h>
 #include <glob.h>
@@ -18,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <numeric>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -100,26 +109,43 @@ void settle(const std::vector<std::string>& globs) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: exec_bench ROUNDS [--settle GLOB]... NAME=COMMAND [NAME=COMMAND...]\n");
+    std::fprintf(stderr,
+                 "usage: exec_bench ROUNDS [--settle GLOB]... [--idle MS] [--burst N] NAME=COMMAND [NAME=COMMAND...]\n");
     return 2;
   }
   const int rounds = std::atoi(argv[1]);
   std::vector<Case> cases;
   std::vector<std::string> settle_globs;
+  std::chrono::milliseconds idle{0};
+  int burst = 1;
   for (int i = 2; i < argc; ++i) {
-    if (std::string(argv[i]) == "--settle" && i + 1 < argc) {
+    const std::string arg = argv[i];
+    if (arg == "--settle" && i + 1 < argc) {
       settle_globs.push_back(argv[++i]);
+    } else if (arg == "--idle" && i + 1 < argc) {
+      idle = std::chrono::milliseconds(std::atoi(argv[++i]));
+    } else if (arg == "--burst" && i + 1 < argc) {
+      burst = std::max(1, std::atoi(argv[++i]));
     } else {
       cases.push_back(parse_case(argv[i]));
     }
   }
+  // A new order each round (seeded: runs are repeatable), so that no case always runs right after
+  // the same other one (turning the order by one each round kept every case of three or more
+  // behind the same predecessor; see --idle for why that matters).
+  std::mt19937 rng(13);
+  std::vector<std::size_t> order(cases.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
   for (int round = -kWarmupRounds; round < rounds; ++round) {
-    // The order turns each round, so no case always runs right after the same other one.
-    for (std::size_t k = 0; k < cases.size(); ++k) {
-      auto& c = cases[(k + static_cast<std::size_t>(std::max(round, 0))) % cases.size()];
+    std::shuffle(order.begin(), order.end(), rng);
+    for (std::size_t k : order) {
+      auto& c = cases[k];
       settle(settle_globs);
-      const double ms = run_once(c);
-      if (round >= 0) c.ms.push_back(ms);
+      std::this_thread::sleep_for(idle);
+      for (int n = 0; n < burst; ++n) {
+        const double ms = run_once(c);
+        if (round >= 0) c.ms.push_back(ms);
+      }
     }
   }
   const double base = cases.front().percentile(0.5);
@@ -129,8 +155,9 @@ int main(int argc, char** argv) {
                 c.percentile(0.5) / base);
   }
   for (const auto& c : cases) {
-    std::printf("exec case=%s rounds=%d p50_ms=%.3f p90_ms=%.3f mean_ms=%.3f ratio_p50=%.3f\n", c.name.c_str(), rounds,
-                c.percentile(0.5), c.percentile(0.9), c.mean(), c.percentile(0.5) / base);
+    std::printf("exec case=%s rounds=%d burst=%d p50_ms=%.3f p90_ms=%.3f mean_ms=%.3f ratio_p50=%.3f\n",
+                c.name.c_str(), rounds, burst, c.percentile(0.5), c.percentile(0.9), c.mean(),
+                c.percentile(0.5) / base);
   }
   return 0;
 }

@@ -167,13 +167,14 @@ config::CgroupsConfig with_parent(config::CgroupsConfig cgroups, bool v2) {
 // On a unified host where systemd may be the manager, the connection to it is made first of all:
 // its handshake with systemd runs while the rest is prepared, and making it is the question
 // `auto` asks (does systemd answer?), so no connection is made just to ask. It is systemd-run's
-// kind: the private socket, one thread (systemd/sync_manager.hpp).
+// kind: the private socket, one thread (systemd/sync_manager.hpp). Its task's scope, once empty,
+// is stopped without waiting for systemd to finish (await_stop off): systemd-run waits for none.
 std::unique_ptr<systemd::SystemdBackend> connect_early(const ExecOptions& o, const config::Config& cfg,
                                                        const cgroup::HostLayout& layout) {
   if (o.no_cgroups || o.cgroupfs_v2 || layout.mode != cgroup::Mode::unified) return nullptr;
   if (o.manager.empty() ? cfg.cgroups.manager == config::ManagerChoice::cgroupfs : o.manager == "cgroupfs") return nullptr;
   try {
-    auto backend = systemd::make_sync_systemd_backend(with_parent(cfg.cgroups, true));
+    auto backend = systemd::make_sync_systemd_backend(with_parent(cfg.cgroups, true), /*await_stop=*/false);
     // Our held child is our own and unreaped, so its pid cannot be reused: PIDs is as safe as
     // PIDFDs, and spares systemd before 253 a refused call at every start.
     backend->note_pidfd_support(systemd::SystemdBackend::PidfdSupport::refused);

@@ -155,9 +155,12 @@ void ExecRegistration::release() noexcept {
   fd_.reset();
 }
 
+// Written over in place, then cut to its length, never truncated to zero first: ext4
+// (auto_da_alloc) flushes a file that was truncated to zero and rewritten to disk at its close.
 void ExecRegistration::write() {
   const std::string text = to_json_text(entry_);
-  if (::ftruncate(fd_.get(), 0) != 0 || ::pwrite(fd_.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {
+  if (::pwrite(fd_.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()) ||
+      ::ftruncate(fd_.get(), static_cast<off_t>(text.size())) != 0) {
     throw_system_error("cannot write " + path_.string());
   }
 }

@@ -98,6 +98,7 @@ class ScopeCgroup final : public cgroup::TaskCgroup {
   void start_scope(pid_t pid);
   void locate(pid_t pid);
   void make_room_for_stale_unit();
+  bool stale_unit_empty() const;
   void check_membership(pid_t pid) const;
   void clean_up_failed_start() noexcept;
 
@@ -199,7 +200,9 @@ void ScopeCgroup::start_scope(pid_t pid) {
   }
 }
 
-// Only our own dead scope is cleared out of the way; anything else keeps its name.
+// Only our own dead scope is cleared out of the way; anything else keeps its name. A scope of
+// ours that is still active with nothing in it counts as dead: an earlier `runscope exec` of the
+// same name sent its stop and returned before systemd removed it (await_stop off).
 void ScopeCgroup::make_room_for_stale_unit() {
   auto& manager = backend_.manager();
   auto status = manager.unit_status(unit_);
@@ -213,13 +216,34 @@ void ScopeCgroup::make_room_for_stale_unit() {
   }
   const auto ours = backend_.our_slices();
   const bool is_ours = std::find(ours.begin(), ours.end(), slice) != ours.end();
-  if (!is_ours || (state != "failed" && state != "inactive")) {
+  const bool dead = state == "failed" || state == "inactive";
+  if (!is_ours || (!dead && !stale_unit_empty())) {
     name_taken_ = true;
     throw Error(ErrorKind::conflict, "systemd unit " + unit_ + " already exists (state " + state + ", slice " +
                                          (slice.empty() ? "unknown" : slice) +
                                          ") and is not a dead runscope scope; not reusing it");
   }
+  if (!dead) manager.stop_unit(unit_);  // empty: the stop job has nothing to kill
   manager.reset_failed_unit(unit_);
+}
+
+// Whether the unit holding our name has no process left in its cgroup (or no cgroup at all).
+bool ScopeCgroup::stale_unit_empty() const {
+  std::string control_group;
+  try {
+    control_group = backend_.manager().control_group(unit_);
+  } catch (const BusError& e) {
+    if (e.is(kNoSuchUnit)) return true;  // collected meanwhile
+    throw;
+  }
+  if (control_group.empty()) return true;
+  try {
+    return !cgroup::V2Dir::open(backend_.options().cgroup_root / std::filesystem::path(control_group).relative_path())
+                .populated();
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::not_found) return true;  // its folder is gone
+    throw;
+  }
 }
 
 void ScopeCgroup::check_membership(pid_t pid) const {
@@ -253,7 +277,12 @@ void ScopeCgroup::destroy(const Deadline& deadline) {
     // A stop that ended "done" leaves the unit inactive, not failed, and
     // CollectMode=inactive-or-failed collects it: no ResetFailedUnit.
     if (dir_ && dir_->populated()) dir_->kill_all(deadline, cgroup::KillMethod::automatic);
-    backend_.manager().stop_unit(unit_);
+    const bool empty = !dir_ || !dir_->populated();
+    if (empty && !backend_.options().await_stop) {
+      backend_.manager().send_stop_unit(unit_);
+    } else {
+      backend_.manager().stop_unit(unit_);
+    }
   }
   destroyed_ = true;
   // Also after a failed start (destroyed_ already set): the shim's cgroup goes with its task.

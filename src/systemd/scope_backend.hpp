@@ -23,6 +23,11 @@ struct SystemdBackendOptions {
   std::filesystem::path cgroup_root = "/sys/fs/cgroup";  // where systemd's cgroup2 tree is mounted
   std::filesystem::path proc_root = "/proc";
   std::chrono::nanoseconds destroy_timeout = std::chrono::seconds(10);  // used by destructors
+  // true: destroy() returns once systemd's stop job is done (the unit inactive, its cgroup gone).
+  // false (`runscope exec`): once the scope is empty, destroy() sends StopUnit and returns; systemd
+  // removes the empty scope a moment later. A later start of the same name that finds it still
+  // there stops it first (see ScopeCgroup::make_room_for_stale_unit).
+  bool await_stop = true;
   Clock* clock = nullptr;  // null: the steady clock
   // What keeps the supervisors' scope while no shim runs (argv; see systemd/supervisor_home.hpp).
   // Empty: no supervisors' home, shims stay where their launcher runs (`runscope exec`, tests).

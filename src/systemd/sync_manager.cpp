@@ -286,6 +286,19 @@ void SyncSystemdManager::stop_unit(const std::string& name) {
   check_job_result("stop", name, wait_job(job));
 }
 
+void SyncSystemdManager::send_stop_unit(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  Call call{bus_, options_.timeout};
+  auto m = call.method("StopUnit");
+  check(sd_bus_message_append(m.m, "ss", name.c_str(), "fail"), "StopUnit");
+  // No reply is asked for: systemd sends none, and nothing is left unread on a connection that
+  // may close right after.
+  check(sd_bus_message_set_expect_reply(m.m, 0), "StopUnit");
+  int r = sd_bus_send(bus_, m.m, nullptr);
+  if (r >= 0) r = sd_bus_flush(bus_);
+  if (r < 0) fail(r, "StopUnit " + name);
+}
+
 void SyncSystemdManager::reset_failed_unit(const std::string& name) {
   std::lock_guard lock(mutex_);
   Call call{bus_, options_.timeout};
@@ -366,7 +379,7 @@ std::string SyncSystemdManager::version() {
   return std::get<std::string>(read_variant(reply.m, "Version"));
 }
 
-std::unique_ptr<SystemdBackend> make_sync_systemd_backend(const config::CgroupsConfig& cgroups) {
+std::unique_ptr<SystemdBackend> make_sync_systemd_backend(const config::CgroupsConfig& cgroups, bool await_stop) {
   SyncManagerOptions options;
   options.timeout = cgroups.systemd_timeout;
   auto manager = std::make_unique<SyncSystemdManager>(options);
@@ -374,6 +387,7 @@ std::unique_ptr<SystemdBackend> make_sync_systemd_backend(const config::CgroupsC
   if (!manager->direct()) manager->version();
   SystemdBackendOptions backend_options;
   backend_options.parent_slice = cgroups.parent.value_or(kDefaultSlice);
+  backend_options.await_stop = await_stop;
   return std::make_unique<SystemdBackend>(std::move(manager), std::move(backend_options));
 }
 

@@ -45,6 +45,7 @@ class SyncSystemdManager final : public SystemdManager {
 
   void start_transient_unit(const std::string& name, const std::vector<UnitProperty>& props) override;
   void stop_unit(const std::string& name) override;
+  void send_stop_unit(const std::string& name) override;
   void reset_failed_unit(const std::string& name) override;
   void set_unit_properties(const std::string& name, bool runtime, const std::vector<UnitProperty>& props) override;
   PropertyValue get_unit_property(const std::string& name, const std::string& interface,
@@ -70,8 +71,10 @@ class SyncSystemdManager final : public SystemdManager {
 };
 
 // A SystemdBackend on a SyncSystemdManager (slice from cgroups.parent, call deadline from
-// cgroups.systemd_timeout). Throws BusError when systemd does not answer: the connection is the
-// question `manager = "auto"` asks, so no connection is made just to ask it.
-std::unique_ptr<SystemdBackend> make_sync_systemd_backend(const config::CgroupsConfig& cgroups);
+// cgroups.systemd_timeout; await_stop as SystemdBackendOptions says). Throws BusError when systemd
+// does not answer: the connection is the question `manager = "auto"` asks, so no connection is
+// made just to ask it.
+std::unique_ptr<SystemdBackend> make_sync_systemd_backend(const config::CgroupsConfig& cgroups,
+                                                          bool await_stop = true);
 
 }  // namespace runscope::systemd

@@ -54,6 +54,7 @@ class FakeManager final : public SystemdManager {
     write_file_atomic(proc_ / std::to_string(pid) / "cgroup", "0::" + (elsewhere ? std::string("/elsewhere") : cg) + "\n");
   }
   void stop_unit(const std::string& name) override { stops.push_back(name); }
+  void send_stop_unit(const std::string& name) override { sent_stops.push_back(name); }
   void reset_failed_unit(const std::string& name) override { resets.push_back(name); }
   void set_unit_properties(const std::string& name, bool runtime, const std::vector<UnitProperty>& props) override {
     set_calls.push_back({name, runtime, props});
@@ -65,7 +66,8 @@ class FakeManager final : public SystemdManager {
   std::string control_group(const std::string& name) override {
     ++control_group_calls;
     if (name.ends_with(".slice")) return slice_cgroup(name);
-    return cgroups.at(name);
+    auto it = cgroups.find(name);
+    return it != cgroups.end() ? it->second : existing_cgroup;
   }
   // Only the supervisors' slice is nested here: the tests of the task slices predate it.
   static std::string slice_cgroup(const std::string& slice) {
@@ -97,10 +99,12 @@ class FakeManager final : public SystemdManager {
   std::deque<BusError> start_errors;
   std::vector<Start> starts;
   std::vector<std::string> stops, resets;
+  std::vector<std::string> sent_stops;  // send_stop_unit: not waited for
   std::vector<SetCall> set_calls;
   std::map<std::string, std::string> cgroups;
   std::string existing_state;  // of a unit already holding the name; empty: none
   std::string existing_slice = "runscope.slice";
+  std::string existing_cgroup;  // its ControlGroup; empty: none
   std::map<std::string, std::string> slice_of;  // per unit, over existing_slice
   std::vector<UnitStatus> listed;               // what list_units_by_patterns answers, when set
   pid_t pid_for_pidfd = 0;

@@ -65,6 +65,26 @@ TEST_F(RunscopeExecWithSystemd, TheCommandsFirstActSeesItsScopeAndTheScopeIsGone
   EXPECT_TRUE(scope_gone(alloc, "first"));
 }
 
+// What exec guarantees at its return (docs/cli.md): no process of the task runs, its scope is
+// empty, and the scope's stop has been sent to systemd, which removes it a moment later. The same
+// name can run again at once, while systemd may still be removing the last scope.
+TEST_F(RunscopeExecWithSystemd, NothingOfTheTaskRunsAtItsReturnAndItsNameCanRunAgainAtOnce) {
+  const auto alloc = unique_name("again");
+  const auto scope = std::string(kSliceDir) + "/" + alloc + "-t.scope";
+  for (int i = 0; i < 5; ++i) {
+    auto r = cli_.run({"exec", "--alloc", alloc, "--task", "t", "--", "sh", "-c", "sleep 300 & echo $!"});
+    ASSERT_EQ(r.code, 0) << "run " << i << ": " << r.err;
+    const pid_t left = std::stoi(r.out);
+    EXPECT_FALSE(testing::process_alive(left)) << "run " << i << ": the task's background sleep outlived exec";
+    std::ifstream events(scope + "/cgroup.events");
+    std::string populated;
+    if (events >> populated >> populated) {  // not removed yet
+      EXPECT_EQ(populated, "0") << "run " << i;
+    }
+  }
+  EXPECT_TRUE(scope_gone(alloc, "t"));
+}
+
 TEST_F(RunscopeExecWithSystemd, SigtermStopsATaskThatIgnoresItAndKillsItsSetsidDaemon) {
   const auto alloc = unique_name("stop");
   const auto pids = (cli_.dir() / "task.pids").string();

@@ -76,6 +76,26 @@ TEST(ASyncSystemdManager, NamesMissingUnitsAndStopsThemWithoutError) {
   EXPECT_FALSE(manager.unit_status(unit).has_value());
   EXPECT_NO_THROW(manager.stop_unit(unit));
   EXPECT_NO_THROW(manager.reset_failed_unit(unit));
+  EXPECT_NO_THROW(manager.send_stop_unit(unit));
+  EXPECT_GE(std::stoi(manager.version()), 244) << "no answer to the sent stop is left to confuse the next call";
+}
+
+// send_stop_unit returns once the call is written: systemd carries it out though the connection
+// closes at once. Here the scope still holds a (paused) process, which only that stop can end.
+TEST(ASyncSystemdManager, SendsAStopSystemdCarriesOutAfterTheConnectionHasClosed) {
+  RUNSCOPE_REQUIRE_CONTAINED_SYSTEMD();
+  HeldChild child(AfterRelease::report_then_pause);
+  const auto unit = unique_name("sent") + ".scope";
+  {
+    SyncSystemdManager manager;
+    manager.start_transient_unit(unit, scope_of(child.pid()));
+    child.release();
+    ASSERT_EQ(unified_line(child.first_report()), "/runscope.slice/" + unit);
+    manager.send_stop_unit(unit);
+  }
+  EXPECT_TRUE(child.reap()) << "the stop job ends the scope's process";
+  SyncSystemdManager checker;
+  EXPECT_TRUE(eventually([&] { return !checker.unit_status(unit).has_value(); }));
 }
 
 TEST(ASyncSystemdManager, RefusesAStartSystemdRefusesWithItsErrorName) {

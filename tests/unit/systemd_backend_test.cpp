@@ -87,7 +87,13 @@ TEST_F(ASystemdBackendWithAFakeManager, GivesUpWhenTheUnitStillExistsAfterOneRes
 }
 
 TEST_F(ASystemdBackendWithAFakeManager, RefusesAnActiveOrForeignUnitOfTheSameName) {
-  for (auto [state, slice] : {std::pair{"active", "runscope.slice"}, std::pair{"failed", "user.slice"}}) {
+  // Ours but running: a process is in its cgroup.
+  const auto running = mount_ / "runscope.slice/alloc1-web.scope";
+  tree_.make_cgroup(running);
+  tree_.write(running / "cgroup.events", "populated 1\nfrozen 0\n");
+  manager_.existing_cgroup = "/runscope.slice/alloc1-web.scope";
+  for (auto [state, slice] : {std::pair{"active", "runscope.slice"}, std::pair{"failed", "user.slice"},
+                              std::pair{"active", "user.slice"}}) {
     manager_.start_errors = {BusError(kUnitExists, "exists")};
     manager_.existing_state = state;
     manager_.existing_slice = slice;
@@ -104,6 +110,28 @@ TEST_F(ASystemdBackendWithAFakeManager, RefusesAnActiveOrForeignUnitOfTheSameNam
     }
     EXPECT_TRUE(manager_.resets.empty()) << "someone else's unit is never reset";
     EXPECT_TRUE(manager_.stops.empty()) << "someone else's unit is never stopped";
+  }
+}
+
+// What `runscope exec` leaves (await_stop off): a scope of ours, still active a moment after its
+// last process ended, its StopUnit sent. A start of the same name stops it (nothing left to kill),
+// resets it and starts again.
+TEST_F(ASystemdBackendWithAFakeManager, StopsItsOwnActiveButEmptyScopeOfTheSameNameAndRetries) {
+  for (const std::string cgroup : {"/runscope.slice/alloc1-web.scope", "/gone.scope", ""}) {
+    if (cgroup == "/runscope.slice/alloc1-web.scope") tree_.make_cgroup(mount_ / "runscope.slice/alloc1-web.scope");
+    manager_.start_errors = {BusError(kUnitExists, "exists")};
+    manager_.existing_state = "active";
+    manager_.existing_cgroup = cgroup;  // empty, removed already, or none
+    manager_.stops.clear();
+    manager_.resets.clear();
+    manager_.starts.clear();
+    auto b = backend();
+    auto cg = b.create(id_, cgroup::Limits{});
+    cg->place(::getpid());
+    EXPECT_EQ(manager_.stops, std::vector<std::string>{"alloc1-web.scope"}) << "'" << cgroup << "'";
+    EXPECT_EQ(manager_.resets, std::vector<std::string>{"alloc1-web.scope"}) << "'" << cgroup << "'";
+    EXPECT_EQ(manager_.starts.size(), 2U) << "'" << cgroup << "'";
+    cg->disown();
   }
 }
 
@@ -172,6 +200,38 @@ TEST_F(ASystemdBackendWithAFakeManager, StopsAnEmptyScopeWithoutKillingIt) {
   cg->destroy(Deadline(clock_, std::chrono::seconds(1)));
   EXPECT_NE(tree_.read(mount_ / "runscope.slice/alloc1-web.scope/cgroup.kill"), "1");
   EXPECT_EQ(manager_.stops, std::vector<std::string>{"alloc1-web.scope"});
+}
+
+TEST_F(ASystemdBackendWithAFakeManager, SendsAnEmptiedScopesStopWithoutWaitingWhenAwaitStopIsOff) {
+  options_.await_stop = false;
+  auto b = backend();
+  auto cg = b.create(id_, cgroup::Limits{});
+  cg->place(::getpid());
+  const auto scope = mount_ / "runscope.slice/alloc1-web.scope";
+  tree_.write(scope / "cgroup.events", "populated 1\nfrozen 0\n");
+  std::thread emptier([&] {
+    runscope::testing::wait_until([&] { return tree_.read(scope / "cgroup.kill") == "1"; }, std::chrono::seconds(10));
+    tree_.write(scope / "cgroup.events", "populated 0\nfrozen 0\n");
+  });
+  cg->destroy(Deadline(system_clock(), std::chrono::seconds(10)));
+  emptier.join();
+  EXPECT_EQ(tree_.read(scope / "cgroup.kill"), "1") << "killed and emptied first";
+  EXPECT_EQ(manager_.sent_stops, std::vector<std::string>{"alloc1-web.scope"});
+  EXPECT_TRUE(manager_.stops.empty()) << "no wait for the stop job";
+  cg.reset();
+  EXPECT_EQ(manager_.sent_stops.size(), 1U);
+}
+
+TEST_F(ASystemdBackendWithAFakeManager, NeverLeavesAScopeWithProcessesInItToSystemd) {
+  options_.await_stop = false;
+  auto b = backend();
+  auto cg = b.create(id_, cgroup::Limits{});
+  cg->place(::getpid());
+  const auto scope = mount_ / "runscope.slice/alloc1-web.scope";
+  tree_.write(scope / "cgroup.events", "populated 1\nfrozen 0\n");  // and it stays so
+  EXPECT_THROW(cg->destroy(Deadline(clock_, std::chrono::milliseconds(0))), Error);
+  EXPECT_TRUE(manager_.sent_stops.empty()) << "a scope with processes left is never left to systemd unawaited";
+  cg->disown();
 }
 
 TEST_F(ASystemdBackendWithAFakeManager, TakesTheScopesFolderFromWhereThePidLandedWithoutAsking) {
