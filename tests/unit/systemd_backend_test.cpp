@@ -29,6 +29,16 @@ class ASystemdBackendWithAFakeManager : public ::testing::Test {
     manager_.pid_for_pidfd = ::getpid();
   }
   SystemdBackend backend() { return SystemdBackend(manager_, options_); }
+  // The task's scope holds processes until killed: the fake kernel empties it once cgroup.kill is
+  // written. Join the returned thread after destroy().
+  std::thread populated_until_killed() {
+    const auto scope = mount_ / "runscope.slice/alloc1-web.scope";
+    tree_.write(scope / "cgroup.events", "populated 1\nfrozen 0\n");
+    return std::thread([this, scope] {
+      runscope::testing::wait_until([&] { return tree_.read(scope / "cgroup.kill") == "1"; }, std::chrono::seconds(10));
+      tree_.write(scope / "cgroup.events", "populated 0\nfrozen 0\n");
+    });
+  }
 
   runscope::testing::FakeCgroupTree tree_;
   fs::path mount_;
@@ -178,12 +188,7 @@ TEST_F(ASystemdBackendWithAFakeManager, KillsThroughTheScopesFolderThenStopsTheU
   auto cg = b.create(id_, cgroup::Limits{});
   cg->place(::getpid());
   const auto scope = mount_ / "runscope.slice/alloc1-web.scope";
-  tree_.write(scope / "cgroup.events", "populated 1\nfrozen 0\n");
-  // The fake kernel empties the scope once killed.
-  std::thread emptier([&] {
-    runscope::testing::wait_until([&] { return tree_.read(scope / "cgroup.kill") == "1"; }, std::chrono::seconds(10));
-    tree_.write(scope / "cgroup.events", "populated 0\nfrozen 0\n");
-  });
+  std::thread emptier = populated_until_killed();
   cg->destroy(Deadline(system_clock(), std::chrono::seconds(10)));
   emptier.join();
   EXPECT_EQ(tree_.read(scope / "cgroup.kill"), "1");
@@ -208,11 +213,7 @@ TEST_F(ASystemdBackendWithAFakeManager, SendsAnEmptiedScopesStopWithoutWaitingWh
   auto cg = b.create(id_, cgroup::Limits{});
   cg->place(::getpid());
   const auto scope = mount_ / "runscope.slice/alloc1-web.scope";
-  tree_.write(scope / "cgroup.events", "populated 1\nfrozen 0\n");
-  std::thread emptier([&] {
-    runscope::testing::wait_until([&] { return tree_.read(scope / "cgroup.kill") == "1"; }, std::chrono::seconds(10));
-    tree_.write(scope / "cgroup.events", "populated 0\nfrozen 0\n");
-  });
+  std::thread emptier = populated_until_killed();
   cg->destroy(Deadline(system_clock(), std::chrono::seconds(10)));
   emptier.join();
   EXPECT_EQ(tree_.read(scope / "cgroup.kill"), "1") << "killed and emptied first";
