@@ -9,8 +9,11 @@
 # returns leaving its scope to systemd, which removes it some 30 ms later; exec sends the emptied
 # scope's stop and returns) and after a 50 ms pause: an invocation right after a busy one runs about
 # 10 ms faster on the contained systemd, whichever CLI it is, so without the pause the case that ran
-# just before decided the figures (bench/exec_bench.cpp, --idle). Then the same as shell loops:
-# bursts of 10 of one case in a row, each invocation paying for what the one before it left.
+# just before decided the figures (bench/exec_bench.cpp, --idle). Then the same with the kernel's
+# wait for the first cgroup migration after a pause (an RCU grace period, 12-23 ms here, the same
+# for both CLIs: systemd moves either's process into its scope) taken beforehand, untimed
+# (--warm-cgroup-lock): what remains is the CLIs' own cost. Then the same as shell loops: bursts
+# of 10 of one case in a row, each invocation paying for what the one before it left.
 # Usage: bench/exec-bench.sh [BUILD_DIR] [ROUNDS]   (defaults: build, 100)
 set -euo pipefail
 ROOT=$(dirname "$(realpath "$0")")/..
@@ -43,6 +46,13 @@ timeout --kill-after=10 600 bash -c "$(declare -f ct_in contained_run); CT_PID1=
   contained_run \"\$@\"" _ "$BENCH" "$ROUNDS" \
   --settle "/sys/fs/cgroup/system.slice/run-*.scope" --settle "/sys/fs/cgroup/runscope.slice/runscope-exec.slice/*.scope" \
   --idle 50 "systemd_run=systemd-run --quiet --scope /bin/true" "exec_systemd=$RUNSCOPE exec -- /bin/true" &
+wait $!
+echo "=== exec-bench: systemd path after a pause, the kernel's first-migration wait taken beforehand, $ROUNDS rounds"
+timeout --kill-after=10 600 bash -c "$(declare -f ct_in contained_run); CT_PID1=$CT_PID1; CT_LIB_DIR=$CT_LIB_DIR; \
+  contained_run \"\$@\"" _ "$BENCH" "$ROUNDS" \
+  --settle "/sys/fs/cgroup/system.slice/run-*.scope" --settle "/sys/fs/cgroup/runscope.slice/runscope-exec.slice/*.scope" \
+  --idle 50 --warm-cgroup-lock "systemd_run_warm=systemd-run --quiet --scope /bin/true" \
+  "exec_systemd_warm=$RUNSCOPE exec -- /bin/true" &
 wait $!
 echo "=== exec-bench: systemd path as shell loops (bursts of 10), $(( (ROUNDS + 9) / 10 )) rounds"
 timeout --kill-after=10 600 bash -c "$(declare -f ct_in contained_run); CT_PID1=$CT_PID1; CT_LIB_DIR=$CT_LIB_DIR; \
