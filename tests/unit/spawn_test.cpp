@@ -184,49 +184,6 @@ TEST_F(ACloneSpawner, KillsAndReapsTheChildWhenPlacingFails) {
   EXPECT_EQ(output(), "");
 }
 
-std::size_t mapping_count() {
-  std::ifstream maps("/proc/self/maps");
-  std::size_t n = 0;
-  for (std::string line; std::getline(maps, line);) ++n;
-  return n;
-}
-
-// Where it can, the child runs on a stack of its own in the spawner's memory until it execs
-// (spawn.cpp, start_child): whatever became of it, that stack is unmapped again.
-TEST_F(ACloneSpawner, LeavesNoMappingBehindWhateverBecameOfTheChild) {
-  const auto not_executable = dir_.path() / "data";
-  std::ofstream(not_executable) << "not a program\n";
-  auto failing = std::make_shared<FakeCgroupState>();
-  failing->on_place = [](pid_t) { throw Error(ErrorKind::system, "placing failed"); };
-  auto each_fate = [&] {
-    EXPECT_EQ(run(shell("exit 0")), (ExitStatus{false, 0}));
-    SpawnSpec denied = shell("");
-    denied.argv = {not_executable.string()};
-    EXPECT_THROW(run(denied), Error);
-    FakeTaskCgroup held(std::make_shared<FakeCgroupState>());
-    EXPECT_EQ(run(shell("exit 0"), &held), (ExitStatus{false, 0}));
-    FakeTaskCgroup refused(failing);
-    EXPECT_THROW(run(shell("exit 0"), &refused), Error);
-  };
-  each_fate();  // whatever the first calls map for good (malloc's arenas, locale data)
-  const std::size_t before = mapping_count();
-  for (int i = 0; i < 10; ++i) each_fate();
-  EXPECT_EQ(mapping_count(), before);
-}
-
-// Every signal is blocked in the calling thread while the child starts; the caller's own mask
-// comes back.
-TEST_F(ACloneSpawner, GivesTheCallerItsSignalMaskBack) {
-  sigset_t usr1, before, after;
-  ::sigemptyset(&usr1);
-  ::sigaddset(&usr1, SIGUSR1);
-  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &usr1, &before), 0);
-  EXPECT_EQ(run(shell("exit 0")), (ExitStatus{false, 0}));
-  ASSERT_EQ(::pthread_sigmask(SIG_SETMASK, &before, &after), 0);
-  EXPECT_EQ(::sigismember(&after, SIGUSR1), 1);
-  EXPECT_EQ(::sigismember(&after, SIGUSR2), 0);
-}
-
 // The v1 self-join: the child writes "0" to each of its cgroup's tasks files before exec, so the
 // task's first act already finds them written; nothing is held and place() is never called.
 TEST_F(ACloneSpawner, LetsTheChildJoinItsCgroupItselfBeforeExec) {
