@@ -282,6 +282,28 @@ TEST_P(RunscopeExecOnHost, ReportsAnOomKillAsSuchWithTheSameVerdictAsInspect) {
   EXPECT_TRUE(no_task_cgroups());
 }
 
+// A limit too small for the task's own exec (1.5 MB of environment against 1M: the exec copies it
+// before it leaves runscope's memory): the kernel's OOM killer ends the child during its exec,
+// still runscope's process. exec reports it as any OOM kill and leaves nothing. It can only because
+// the child is a copy: the OOM killer also kills every process sharing the victim's memory, so a
+// child that borrowed exec's (CLONE_VM, tried once) took exec down with it, its cgroups and its
+// registry entry left behind (docs/driver.md, "Third pass").
+TEST_P(RunscopeExecOnHost, ReportsAnOomKillDuringTheExecItselfAndLeavesNothing) {
+  if (v2_ && layout_.mode != cgroup::Mode::unified) GTEST_SKIP() << "this hybrid host's cgroup2 has no memory controller";
+  const std::string value(100000, 'x');
+  std::vector<std::string> args{"--memory-max", "1M"};
+  for (int i = 0; i < 10; ++i) args.insert(args.end(), {"--env", "BIG" + std::to_string(i) + "=" + value});
+  args.insert(args.end(), {"--", "/bin/true"});
+  // --env takes 1 MiB at most: the rest comes with exec's own environment, which the task inherits.
+  for (int i = 10; i < 15; ++i) ::setenv(("BIG" + std::to_string(i)).c_str(), value.c_str(), 1);
+  auto r = exec(args);
+  for (int i = 10; i < 15; ++i) ::unsetenv(("BIG" + std::to_string(i)).c_str());
+  EXPECT_EQ(r.code, 128 + SIGKILL) << r.err.substr(0, 500);
+  EXPECT_NE(r.err.find("killed by the kernel's OOM killer"), std::string::npos) << r.err.substr(0, 500);
+  EXPECT_TRUE(no_task_cgroups());
+  EXPECT_TRUE(!fs::exists(cli_.registry()) || fs::is_empty(cli_.registry())) << "a registry entry was left";
+}
+
 TEST_P(RunscopeExecOnHost, AKillMinusNineOfTheTaskIsNotAnOomKill) {
   const auto status = (cli_.dir() / "verdict.json").string();
   std::vector<std::string> limit;
