@@ -16,7 +16,7 @@
 // period (the kernel's cgroup_threadgroup_rwsem; 12-23 ms measured here); systemd pays it when it
 // moves either CLI's process into its scope, so it is the same for both and swamps their
 // difference. Taken beforehand, it is not in the figures: what remains is the CLIs' own cost
-// after a pause (docs/driver.md, "The job wait is the kernel's").
+// after a pause (docs/driver.md, "Third pass").
 // --burst N: each case runs N times in a row per round, as a shell loop would run it: the settle
 // and the pause only before the first; all N are timed. Each invocation then pays for what the
 // one before it (of the same case) left behind.
