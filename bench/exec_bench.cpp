@@ -31,6 +31,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -113,19 +114,14 @@ void settle(const std::vector<std::string>& globs) {
 
 // The cgroup.procs file of the bench's own cgroup on the unified hierarchy ("0::PATH").
 std::string own_cgroup_procs() {
-  FILE* f = std::fopen("/proc/self/cgroup", "re");
-  char line[4096];
-  std::string path;
-  while (f != nullptr && std::fgets(line, sizeof line, f) != nullptr) {
-    std::string l(line);
-    if (l.rfind("0::", 0) == 0) path = l.substr(3, l.find_last_not_of('\n') - 2);
+  std::ifstream cgroups("/proc/self/cgroup");
+  for (std::string line; std::getline(cgroups, line);) {
+    if (line.rfind("0::", 0) != 0) continue;
+    const std::string path = line.substr(3);
+    return "/sys/fs/cgroup" + (path == "/" ? std::string() : path) + "/cgroup.procs";
   }
-  if (f != nullptr) std::fclose(f);
-  if (path.empty()) {
-    std::fprintf(stderr, "exec_bench: --warm-cgroup-lock: no unified cgroup in /proc/self/cgroup\n");
-    std::exit(2);
-  }
-  return "/sys/fs/cgroup" + (path == "/" ? std::string() : path) + "/cgroup.procs";
+  std::fprintf(stderr, "exec_bench: --warm-cgroup-lock: no unified (0::) line in /proc/self/cgroup\n");
+  std::exit(2);
 }
 
 void warm_cgroup_lock(const std::string& procs) {
