@@ -25,6 +25,24 @@ namespace {
 using namespace std::chrono_literals;
 using Steady = std::chrono::steady_clock;
 
+// Opens a latch when the test body ends however it ends, so a pool or writer whose thread waits
+// on it can be joined. Declared after that pool or writer, it runs before the join.
+class OpenOnExit {
+ public:
+  explicit OpenOnExit(std::latch& latch) : latch_(latch) {}
+  OpenOnExit(const OpenOnExit&) = delete;
+  OpenOnExit& operator=(const OpenOnExit&) = delete;
+  ~OpenOnExit() { open(); }
+  void open() {
+    if (!open_) latch_.count_down();
+    open_ = true;
+  }
+
+ private:
+  std::latch& latch_;
+  bool open_ = false;
+};
+
 template <typename T>
 T await(std::future<T>& f) {
   if (f.wait_for(20s) != std::future_status::ready) throw std::runtime_error("timed out waiting");
@@ -90,10 +108,13 @@ TEST(AReactor, CallsAWatchOncePerArmingAndRunsPostedWork) {
 }
 
 TEST(AStepPool, KeepsAThreadForRootWhileMembersHoldEveryOtherOne) {
-  StepPool pool(StepPoolOptions{3, 2});
+  // Everything the steps touch is declared before the pool, so it outlives the pool's join.
   std::latch release(1);
   std::atomic<int> member_running{0};
   std::promise<void> two_running;
+  std::promise<void> root_ran;
+  StepPool pool(StepPoolOptions{3, 2});
+  OpenOnExit open(release);
   // Two members, three blocking steps each: at most 2 threads for all members (3 threads - 1).
   for (uid_t member : {1001u, 1002u}) {
     for (int i = 0; i < 3; ++i) {
@@ -105,19 +126,19 @@ TEST(AStepPool, KeepsAThreadForRootWhileMembersHoldEveryOtherOne) {
   }
   auto running = two_running.get_future();
   await(running);
-  std::promise<void> root_ran;
   pool.post(0, [&] { root_ran.set_value(); });
   auto ran = root_ran.get_future();
   EXPECT_EQ(ran.wait_for(10s), std::future_status::ready) << "root's step waited for the members'";
   EXPECT_EQ(member_running.load(), 2);  // the members never got the third thread
-  release.count_down();
 }
 
 TEST(AStepPool, ServesMembersInTurnSoOneMembersBacklogDoesNotStarveAnother) {
-  StepPool pool(StepPoolOptions{2, 1});  // one thread for members at all
   std::mutex m;
   std::vector<uid_t> order;
   std::latch gate(1);
+  std::promise<void> other_ran;
+  StepPool pool(StepPoolOptions{2, 1});  // one thread for members at all
+  OpenOnExit open(gate);
   pool.post(1001, [&] { gate.wait(); });  // holds the members' thread while the queues fill
   for (int i = 0; i < 5; ++i) {
     pool.post(1001, [&] {
@@ -125,7 +146,6 @@ TEST(AStepPool, ServesMembersInTurnSoOneMembersBacklogDoesNotStarveAnother) {
       order.push_back(1001);
     });
   }
-  std::promise<void> other_ran;
   pool.post(1002, [&] {
     {
       std::lock_guard lock(m);
@@ -133,8 +153,8 @@ TEST(AStepPool, ServesMembersInTurnSoOneMembersBacklogDoesNotStarveAnother) {
     }
     other_ran.set_value();
   });
-  gate.count_down();
   auto ran = other_ran.get_future();
+  open.open();
   await(ran);
   std::lock_guard lock(m);
   // 1002 came after five of 1001's, but ran after at most one of them.
@@ -144,9 +164,12 @@ TEST(AStepPool, ServesMembersInTurnSoOneMembersBacklogDoesNotStarveAnother) {
 
 TEST(AStateWriter, WritesWhatQueuedDuringOneSyncAsOneBatchAndAnswersEachOnceDurable) {
   testing::TempDir dir;
-  StateWriter writer(dir.path());
   std::latch hold(1);
   std::promise<void> first_done;
+  std::atomic<int> answered{0};
+  std::promise<void> all;
+  StateWriter writer(dir.path());  // after what its callbacks touch: it joins first
+  OpenOnExit open(hold);
   // The first request's callback holds the writer's thread: what arrives meanwhile is one batch.
   writer.write(dir.path() / "first", "1", 0600, [&](std::exception_ptr e) {
     EXPECT_FALSE(e);
@@ -155,15 +178,13 @@ TEST(AStateWriter, WritesWhatQueuedDuringOneSyncAsOneBatchAndAnswersEachOnceDura
   });
   auto f = first_done.get_future();
   await(f);
-  std::atomic<int> answered{0};
-  std::promise<void> all;
   for (int i = 0; i < 10; ++i) {
     writer.write(dir.path() / ("f" + std::to_string(i)), std::to_string(i), 0600, [&](std::exception_ptr e) {
       EXPECT_FALSE(e);
       if (++answered == 10) all.set_value();
     });
   }
-  hold.count_down();
+  open.open();
   auto a = all.get_future();
   await(a);
   EXPECT_EQ(writer.batches(), 2u);
@@ -172,8 +193,8 @@ TEST(AStateWriter, WritesWhatQueuedDuringOneSyncAsOneBatchAndAnswersEachOnceDura
 
 TEST(AStateWriter, FailsOnlyTheRequestWhoseFileCannotBeWritten) {
   testing::TempDir dir;
-  StateWriter writer(dir.path());
   std::promise<std::exception_ptr> bad, good;
+  StateWriter writer(dir.path());
   writer.write(dir.path() / "missing" / "task.json", "x", 0600, [&](std::exception_ptr e) { bad.set_value(e); });
   writer.write(dir.path() / "task.json", "y", 0600, [&](std::exception_ptr e) { good.set_value(e); });
   auto b = bad.get_future();
