@@ -23,6 +23,20 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// Runs `f` when the test body ends however it ends. Declared after what waits for a handler the
+// test holds (the client call's future, the loop's join), it releases that handler first.
+template <typename F>
+class OnExit {
+ public:
+  explicit OnExit(F f) : f_(std::move(f)) {}
+  OnExit(const OnExit&) = delete;
+  OnExit& operator=(const OnExit&) = delete;
+  ~OnExit() { f_(); }
+
+ private:
+  F f_;
+};
+
 TEST(TheBusLoop, PingsTheWatchdogOnlyWhileItDispatches) {
   if (!testing::dbus_daemon_available()) GTEST_SKIP() << "dbus-daemon is not installed";
   testing::PrivateBus bus;
@@ -38,6 +52,7 @@ TEST(TheBusLoop, PingsTheWatchdogOnlyWhileItDispatches) {
 
     service.wedge();
     auto wedged = std::async(std::launch::async, [&] { return api::ManagerClient(bus.address()).fingerprint(); });
+    OnExit unwedge([&] { service.unwedge(); });  // unwedging twice is harmless
     for (int i = 0; i < 1000 && !service.wedged_call_waiting(); ++i) std::this_thread::sleep_for(5ms);
     ASSERT_TRUE(service.wedged_call_waiting());
     std::this_thread::sleep_for(50ms);  // a ping already on its way may land
@@ -74,6 +89,7 @@ TEST(TheBusLoop, SendsTheReplyOfAnOperationThatEndedElsewhereAndLaterOnesAtOnceO
     BusLoop loop(*connection, {std::nullopt, [] {}, outbox});
     service.hold_starts();
     auto started = std::async(std::launch::async, [&] { return api::ManagerClient(bus.address()).start(R"({"task":"t"})"); });
+    OnExit release([&] { service.release_starts(); });  // releasing twice is harmless
     for (int i = 0; i < 1000 && service.waiting_starts() == 0; ++i) std::this_thread::sleep_for(5ms);
     ASSERT_EQ(service.waiting_starts(), 1u);
     service.release_starts();  // the reply is made on this thread and sent from the loop
