@@ -37,6 +37,20 @@ std::size_t count_entries(const char* dir) {
 
 using Server = testing::BusServer;
 
+// Runs `f` when the test body ends however it ends. Declared after a future whose call waits on a
+// held start, it releases the start before that future's destructor waits for the call.
+template <typename F>
+class OnExit {
+ public:
+  explicit OnExit(F f) : f_(std::move(f)) {}
+  OnExit(const OnExit&) = delete;
+  OnExit& operator=(const OnExit&) = delete;
+  ~OnExit() { f_(); }
+
+ private:
+  F f_;
+};
+
 class ManagerObjectTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -106,6 +120,7 @@ TEST_F(ManagerObjectTest, ErrorsTravelUnderTheirDocumentedNames) {
 TEST_F(ManagerObjectTest, AnswersOtherCallsWhileAStartWaits) {
   service_.hold_starts();
   auto pending = std::async(std::launch::async, [&] { return client().start(R"({"alloc":"a","task":"slow"})"); });
+  OnExit release([this] { service_.release_starts(); });  // releasing twice is harmless
   SteadyClock clock;
   Deadline deadline(clock, std::chrono::seconds(20));
   while (service_.waiting_starts() == 0 && !deadline.expired()) clock.sleep_for(std::chrono::milliseconds(2));
