@@ -50,10 +50,10 @@ T await(std::future<T>& f) {
 }
 
 TEST(AReactor, FiresTimersInDeadlineOrderAndSkipsCancelledOnes) {
-  Reactor reactor;
   std::mutex m;
   std::vector<int> fired;
   std::promise<void> last;
+  Reactor reactor;  // after what its callbacks touch: it joins first
   auto t0 = Steady::now();
   reactor.at(t0 + 60ms, [&] {
     std::lock_guard lock(m);
@@ -78,12 +78,12 @@ TEST(AReactor, FiresTimersInDeadlineOrderAndSkipsCancelledOnes) {
 }
 
 TEST(AReactor, CallsAWatchOncePerArmingAndRunsPostedWork) {
-  Reactor reactor;
   int sv[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
   UniqueFd ours(sv[0]), theirs(sv[1]);
   std::atomic<int> calls{0};
-  std::promise<void> first, second;
+  std::promise<void> first, second, posted;
+  Reactor reactor;  // after what its callbacks touch (the watched fd too): it joins first
   Reactor::Key key = reactor.watch(ours.get(), [&] {
     char buf[16];
     (void)!::recv(ours.get(), buf, sizeof buf, 0);
@@ -94,7 +94,6 @@ TEST(AReactor, CallsAWatchOncePerArmingAndRunsPostedWork) {
   auto f1 = first.get_future();
   await(f1);
   ASSERT_EQ(::send(theirs.get(), "b", 1, 0), 1);  // not armed: no call yet
-  std::promise<void> posted;
   reactor.post([&] { posted.set_value(); });
   auto p = posted.get_future();
   await(p);
