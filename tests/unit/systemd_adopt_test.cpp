@@ -93,7 +93,7 @@ TEST_F(ARestartedSystemdBackend, AdoptsARunningScopeByItsNameAndKillsThenStopsIt
   EXPECT_TRUE(manager_.stops.empty()) << "adopting changes nothing";
   const auto scope = mount_ / "runscope.slice" / id_.unit_name();
   tree_.write(scope / "cgroup.events", "populated 1\nfrozen 0\n");
-  std::thread emptier([&] {  // the fake kernel empties it once killed
+  std::jthread emptier([&] {  // the fake kernel empties it once killed; joined even if destroy() throws
     runscope::testing::wait_until([&] { return tree_.read(scope / "cgroup.kill") == "1"; }, std::chrono::seconds(10));
     tree_.write(scope / "cgroup.events", "populated 0\nfrozen 0\n");
   });

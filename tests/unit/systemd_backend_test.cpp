@@ -30,11 +30,12 @@ class ASystemdBackendWithAFakeManager : public ::testing::Test {
   }
   SystemdBackend backend() { return SystemdBackend(manager_, options_); }
   // The task's scope holds processes until killed: the fake kernel empties it once cgroup.kill is
-  // written. Join the returned thread after destroy().
-  std::thread populated_until_killed() {
+  // written. Join the returned thread after destroy(); a jthread, so a destroy() that throws
+  // does not leave it joinable (std::terminate).
+  std::jthread populated_until_killed() {
     const auto scope = mount_ / "runscope.slice/alloc1-web.scope";
     tree_.write(scope / "cgroup.events", "populated 1\nfrozen 0\n");
-    return std::thread([this, scope] {
+    return std::jthread([this, scope] {
       runscope::testing::wait_until([&] { return tree_.read(scope / "cgroup.kill") == "1"; }, std::chrono::seconds(10));
       tree_.write(scope / "cgroup.events", "populated 0\nfrozen 0\n");
     });
@@ -188,7 +189,7 @@ TEST_F(ASystemdBackendWithAFakeManager, KillsThroughTheScopesFolderThenStopsTheU
   auto cg = b.create(id_, cgroup::Limits{});
   cg->place(::getpid());
   const auto scope = mount_ / "runscope.slice/alloc1-web.scope";
-  std::thread emptier = populated_until_killed();
+  std::jthread emptier = populated_until_killed();
   cg->destroy(Deadline(system_clock(), std::chrono::seconds(10)));
   emptier.join();
   EXPECT_EQ(tree_.read(scope / "cgroup.kill"), "1");
@@ -213,7 +214,7 @@ TEST_F(ASystemdBackendWithAFakeManager, SendsAnEmptiedScopesStopWithoutWaitingWh
   auto cg = b.create(id_, cgroup::Limits{});
   cg->place(::getpid());
   const auto scope = mount_ / "runscope.slice/alloc1-web.scope";
-  std::thread emptier = populated_until_killed();
+  std::jthread emptier = populated_until_killed();
   cg->destroy(Deadline(system_clock(), std::chrono::seconds(10)));
   emptier.join();
   EXPECT_EQ(tree_.read(scope / "cgroup.kill"), "1") << "killed and emptied first";
