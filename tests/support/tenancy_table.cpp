@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <exception>
 #include <fstream>
 #include <thread>
 
@@ -231,9 +232,21 @@ void expect_signals_only_to_root_and_owner(const std::string& bus, const Callers
   auto wait_file = [](const fs::path& p) { return testing::wait_until([&] { return fs::exists(p); }, 30s); };
   ::chmod(dir.c_str(), 0777);  // the watchers say "ready" with a file here
   std::string owner_saw, other_saw, root_saw;
-  std::thread o([&] { owner_saw = watch_until(who.owner, "own", dir / "o.ready"); });
-  std::thread x([&] { other_saw = watch_until(who.other, "oth", dir / "x.ready"); });
-  std::thread r([&] { root_saw = watch_until(who.root, "oth", dir / "r.ready"); });
+  // A watcher's failure (as() throws, e.g. pipe2) is rethrown here after the joins instead of
+  // ending the run in std::terminate; jthreads, so a throw on this thread still joins them.
+  std::exception_ptr failed[3];
+  auto catching = [](std::exception_ptr& failure, auto body) {
+    return [&failure, body] {
+      try {
+        body();
+      } catch (...) {
+        failure = std::current_exception();
+      }
+    };
+  };
+  std::jthread o(catching(failed[0], [&] { owner_saw = watch_until(who.owner, "own", dir / "o.ready"); }));
+  std::jthread x(catching(failed[1], [&] { other_saw = watch_until(who.other, "oth", dir / "x.ready"); }));
+  std::jthread r(catching(failed[2], [&] { root_saw = watch_until(who.root, "oth", dir / "r.ready"); }));
   bool ready = wait_file(dir / "o.ready") && wait_file(dir / "x.ready") && wait_file(dir / "r.ready");
   {
     api::ManagerClient root(bus);
@@ -243,6 +256,9 @@ void expect_signals_only_to_root_and_owner(const std::string& bus, const Callers
   o.join();
   x.join();
   r.join();
+  for (const auto& e : failed) {
+    if (e) std::rethrow_exception(e);
+  }
   EXPECT_TRUE(ready) << "a watcher never said it was ready";
   EXPECT_THAT(owner_saw, HasSubstr("own/t:killed"));
   EXPECT_THAT(other_saw, HasSubstr("oth/t:killed"));
