@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <filesystem>
 #include <thread>
@@ -172,30 +173,36 @@ TEST_F(ASystemdBackend, PlacesTwoHundredTasksFromOneThreadWithTheJobWaitsAsEvent
   }
   ASSERT_TRUE(cgs[0]->places_asynchronously());
   cgs[0]->place(children[0]->pid());  // the first start learns whether systemd takes PIDFDs
-  std::mutex m;
-  std::condition_variable cv;
-  int outstanding = 0, max_outstanding = 0, sent = 0;
-  std::vector<std::exception_ptr> errors(kTasks);
+  // Shared with the callbacks, which run on the fixture's manager loop: if the wait below fails,
+  // the ones still to come must not find it gone with this body.
+  struct Progress {
+    std::mutex m;
+    std::condition_variable cv;
+    int outstanding = 0, max_outstanding = 0, sent = 0;
+    std::vector<std::exception_ptr> errors;
+  };
+  auto p = std::make_shared<Progress>();
+  p->errors.resize(kTasks);
   for (int i = 1; i < kTasks; ++i) {
     {
-      std::lock_guard lock(m);
-      max_outstanding = std::max(max_outstanding, ++outstanding);
+      std::lock_guard lock(p->m);
+      p->max_outstanding = std::max(p->max_outstanding, ++p->outstanding);
     }
-    cgs[i]->begin_place(children[i]->pid(), [&, i](std::exception_ptr e) {
-      std::lock_guard lock(m);
-      errors[i] = e;
-      --outstanding;
-      ++sent;
-      cv.notify_all();
+    cgs[i]->begin_place(children[i]->pid(), [p, i](std::exception_ptr e) {
+      std::lock_guard lock(p->m);
+      p->errors[i] = e;
+      --p->outstanding;
+      ++p->sent;
+      p->cv.notify_all();
     });
   }
   {
-    std::unique_lock lock(m);
-    ASSERT_TRUE(cv.wait_for(lock, 60s, [&] { return sent == kTasks - 1; }));
+    std::unique_lock lock(p->m);
+    ASSERT_TRUE(p->cv.wait_for(lock, 60s, [&] { return p->sent == kTasks - 1; }));
   }
-  EXPECT_GT(max_outstanding, 1) << "every begin_place() waited for its job";
+  EXPECT_GT(p->max_outstanding, 1) << "every begin_place() waited for its job";
   for (int i = 1; i < kTasks; ++i) {
-    ASSERT_FALSE(errors[i]) << ids[i].display();
+    ASSERT_FALSE(p->errors[i]) << ids[i].display();
     cgs[i]->finish_place(children[i]->pid());
   }
   for (int i = 0; i < kTasks; ++i) {
