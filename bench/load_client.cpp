@@ -142,8 +142,10 @@ int run_all(int n, int inflight, Call call) {
         std::lock_guard lock(first_mutex);
         if (failed++ == 0) first_error = "call " + std::to_string(i) + ": " + error->getMessage();
       }
-      ++finished;
+      // The count the loop below polls goes last: once it reaches n, run_all may return and take
+      // slots (and the rest) with it.
       slots.release();
+      ++finished;
     });
   }
   while (finished.load() < n) std::this_thread::sleep_for(std::chrono::milliseconds(5));
