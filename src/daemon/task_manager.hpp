@@ -66,6 +66,8 @@ struct ManagerOptions {
 };
 
 // Where the manager says what it did that no caller asked about (recovery, cleanup failures).
+// Called from any of the manager's threads (steps, reactor, writer), possibly at once: it must be
+// thread-safe itself, as runscoped's is (spdlog's _mt logger).
 using LogLine = std::function<void(const std::string&)>;
 
 class TaskManager final : public TaskService {

@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <mutex>
 
 #include "common/error.hpp"
 #include "common/file.hpp"
@@ -37,7 +38,10 @@ class ATaskManagerOnThisHost : public ::testing::Test {
     waiter_.reset();  // its subscription belongs to the old manager
     manager_.reset();
     manager_ = std::make_unique<TaskManager>(*backend_, nullptr, *launcher_, clock_, options_,
-                                             [this](const std::string& l) { log_.push_back(l); });
+                                             [this](const std::string& l) {
+                                               std::lock_guard lock(log_mutex_);
+                                               log_.push_back(l);
+                                             });
     waiter_ = std::make_unique<testing::StateWaiter>(*manager_);
   }
 
@@ -64,6 +68,7 @@ class ATaskManagerOnThisHost : public ::testing::Test {
   std::unique_ptr<cgroup::Backend> backend_;
   std::unique_ptr<ShimLauncher> launcher_;
   ManagerOptions options_;
+  std::mutex log_mutex_;  // the manager logs from several threads at once
   std::vector<std::string> log_;
   std::unique_ptr<TaskManager> manager_;
   std::unique_ptr<testing::StateWaiter> waiter_;

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include <fstream>
+#include <mutex>
 #include <set>
 
 #include "common/error.hpp"
@@ -100,9 +101,12 @@ TEST(ATaskManagerAfterDaemonDeath, ReattachesRunningTasksReportsEndedOnesAndOrph
   ExecShimLauncher launcher(RUNSCOPE_SHIM_BINARY);
   ManagerOptions options;
   options.state_dir = state;
+  std::mutex log_mutex;  // the manager logs from several threads at once
   std::vector<std::string> log;
-  auto manager = std::make_unique<TaskManager>(*backend, nullptr, launcher, clock, options,
-                                               [&](const std::string& l) { log.push_back(l); });
+  auto manager = std::make_unique<TaskManager>(*backend, nullptr, launcher, clock, options, [&](const std::string& l) {
+    std::lock_guard lock(log_mutex);
+    log.push_back(l);
+  });
   manager->recover();
 
   for (int i = 0; i < kTasks; ++i) {
@@ -128,9 +132,12 @@ TEST(ATaskManagerAfterDaemonDeath, ReattachesRunningTasksReportsEndedOnesAndOrph
   std::set<std::string> running;
   for (int i = 0; i < kTasks; i += 2) running.insert(TaskId(alloc, "task-" + std::to_string(i)).cgroup_name());
   EXPECT_EQ(left, running);
-  EXPECT_THAT(log, ::testing::Contains(::testing::HasSubstr("removed cgroup stray")));
-  EXPECT_THAT(log, ::testing::Contains(::testing::HasSubstr("task.json")));
-  EXPECT_THAT(log, ::testing::Contains(::testing::HasSubstr("rebuilt task " + TaskId(alloc, "task-" + std::to_string(kCorrupted)).display())));
+  {
+    std::lock_guard lock(log_mutex);  // the manager still runs
+    EXPECT_THAT(log, ::testing::Contains(::testing::HasSubstr("removed cgroup stray")));
+    EXPECT_THAT(log, ::testing::Contains(::testing::HasSubstr("task.json")));
+    EXPECT_THAT(log, ::testing::Contains(::testing::HasSubstr("rebuilt task " + TaskId(alloc, "task-" + std::to_string(kCorrupted)).display())));
+  }
 
   manager->shutdown(false);
   manager.reset();

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <mutex>
 
 #include "common/file.hpp"
 #include "daemon/task_manager.hpp"
@@ -88,8 +89,12 @@ class ATaskManagerOnSystemd : public ::testing::Test {
   }
 
   void expect_recovered_then_clean(const fs::path& state_dir) {
+    std::mutex log_mutex;  // the manager logs from several threads at once
     std::vector<std::string> log;
-    SystemdManagerWorld world(state_dir, [&](const std::string& line) { log.push_back(line); });
+    SystemdManagerWorld world(state_dir, [&](const std::string& line) {
+      std::lock_guard lock(log_mutex);
+      log.push_back(line);
+    });
     auto& manager = *world.manager;
     manager.recover();
 
@@ -105,7 +110,10 @@ class ATaskManagerOnSystemd : public ::testing::Test {
     EXPECT_EQ(ended.exit_code, kExitCode);
 
     const auto stray_unit = TaskId(alloc_, "stray").unit_name();
-    EXPECT_THAT(log, ::testing::Contains(::testing::HasSubstr("removed cgroup " + TaskId(alloc_, "stray").cgroup_name())));
+    {
+      std::lock_guard lock(log_mutex);  // the manager still runs
+      EXPECT_THAT(log, ::testing::Contains(::testing::HasSubstr("removed cgroup " + TaskId(alloc_, "stray").cgroup_name())));
+    }
     EXPECT_TRUE(world.bus.list_units_by_patterns({}, {stray_unit}).empty()) << "the stray scope was not stopped";
     EXPECT_TRUE(stray_->reap()) << "the stray scope's process survived";
 
