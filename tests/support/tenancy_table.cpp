@@ -106,6 +106,12 @@ std::string as(const driver::Credentials& who, const std::function<std::string()
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw_system_error("pipe2");
   pid_t pid = ::fork();
+  if (pid < 0) {
+    const int err = errno;
+    ::close(fds[0]);
+    ::close(fds[1]);
+    throw_system_error("fork", err);  // not on to waitpid(-1): it would reap another test's child
+  }
   if (pid == 0) {
     ::close(fds[0]);
     if (::setgroups(who.groups.size(), who.groups.data()) != 0 || ::setresgid(who.gid, who.gid, who.gid) != 0 ||
