@@ -133,8 +133,12 @@ TEST_F(AManagerOfManyTasks, HoldsOneFdAndNoThreadPerRunningTask) {
   auto fds_before = count_entries("/proc/self/fd");
   auto threads_before = count_entries("/proc/self/task");
   auto ids = start_all();
-  // The shim pidfds; nothing else stays open per task, and no thread is started per task.
-  EXPECT_EQ(count_entries("/proc/self/fd"), fds_before + kTasks);
+  // The shim pidfds; nothing else stays open per task, and no thread is started per task. The
+  // service's threads may still hold a file of the last starts open for a moment (the state
+  // writer's, a closing pipe): one fd too many once in Debian 13's CI layer. A leak stays.
+  const auto fds_running = fds_before + kTasks;
+  for (int i = 0; i < 500 && count_entries("/proc/self/fd") != fds_running; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(count_entries("/proc/self/fd"), fds_running);
   EXPECT_EQ(count_entries("/proc/self/task"), threads_before);
   EXPECT_EQ(manager_->list(Caller{}).size(), static_cast<std::size_t>(kTasks));
   for (std::size_t i = 0; i < ids.size(); ++i) shims_.end(i, 0);
