@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "common/error.hpp"
+#include "common/units.hpp"
 #include "driver/task_compile.hpp"
 
 namespace runscope::driver {
@@ -151,6 +152,39 @@ void Runner::check_uid(const SpawnSpec& spec) const {
   check_uid_allowed(spec.credentials ? spec.credentials->uid : ::geteuid(), options_.denied_uids);
 }
 
+namespace {
+
+// An exec that did not fit in the task's memory limit: the new program's arguments and
+// environment are charged to the task's cgroup as they are copied, and the OOM killer never picks
+// a child still in its vfork (spawn.cpp), so the charge fails and execve answers E2BIG (ENOMEM
+// later in the exec). The cgroup's peak at its limit tells that from a real E2BIG (ARG_MAX).
+std::optional<Error> exec_out_of_memory(const Error& e, const cgroup::Limits& limits, const cgroup::TaskCgroup& cg) {
+  if (!limits.memory_max || (e.error_number() != E2BIG && e.error_number() != ENOMEM)) return std::nullopt;
+  constexpr std::uint64_t kSlack = 64 * 1024;  // the limit as the kernel rounds it, less a charge
+  std::optional<std::uint64_t> peak;
+  try {
+    peak = cg.stats().memory_peak;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (!peak || *peak + kSlack < *limits.memory_max) return std::nullopt;
+  return Error(e.kind(),
+               std::string(e.what()) + ": the program's arguments and environment do not fit in the task's memory limit (" +
+                   format_size(*limits.memory_max) + ")",
+               e.error_number());
+}
+
+}  // namespace
+
+void Runner::remove_unstarted(const TaskId& id, cgroup::TaskCgroup* cg) const {
+  if (!cg) return;
+  try {
+    cg->destroy(Deadline(*clock_, options_.cleanup_timeout));
+  } catch (const std::exception& e) {
+    spdlog::error("task {}: removing its cgroup after a failed start: {}", id.display(), e.what());
+  }
+}
+
 std::unique_ptr<RunningTask> Runner::start(const TaskId& id, const cgroup::Limits& limits, const SpawnSpec& spec,
                                            const KillPolicy& kill) {
   check_uid(spec);
@@ -163,14 +197,13 @@ std::unique_ptr<RunningTask> Runner::start(const TaskId& id, const cgroup::Limit
   Process main;
   try {
     main = spawner_->spawn(spec, cg.get());
+  } catch (const Error& e) {
+    const auto named = cg ? exec_out_of_memory(e, limits, *cg) : std::nullopt;
+    remove_unstarted(id, cg.get());
+    if (named) throw *named;
+    throw;
   } catch (...) {
-    if (cg) {
-      try {
-        cg->destroy(Deadline(*clock_, options_.cleanup_timeout));
-      } catch (const std::exception& e) {
-        spdlog::error("task {}: removing its cgroup after a failed start: {}", id.display(), e.what());
-      }
-    }
+    remove_unstarted(id, cg.get());
     throw;
   }
   spdlog::info("task {}: started pid {} in {}", id.display(), main.pid(),

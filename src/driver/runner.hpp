@@ -111,6 +111,9 @@ class Runner {
 
  private:
   void check_uid(const SpawnSpec& spec) const;
+  // Removes the cgroup of a task whose start failed; a failure to remove it is logged: the start's
+  // own error is the one thrown.
+  void remove_unstarted(const TaskId& id, cgroup::TaskCgroup* cg) const;
 
   cgroup::Backend* backend_;
   Spawner* spawner_;

@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -12,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string_view>
+#include <thread>
 
 #include "common/error.hpp"
 
@@ -22,8 +25,53 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
+// A child that shares the parent's memory (below) must not write errno: it is the TLS of the
+// thread that cloned it, asleep until the child's exec, which would wake to a value it never set.
+// So the child's syscalls are made here, returning -errno as the kernel does. Elsewhere (and under sanitizers, whose runtimes the child would share
+// too) the child is a copy of the parent and may use glibc's syscall().
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define RUNSCOPE_CHILD_SHARES_MEMORY 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define RUNSCOPE_CHILD_SHARES_MEMORY 0
+#endif
+#endif
+#if !defined(RUNSCOPE_CHILD_SHARES_MEMORY) && (defined(__x86_64__) || defined(__aarch64__))
+#define RUNSCOPE_CHILD_SHARES_MEMORY 1
+#endif
+#ifndef RUNSCOPE_CHILD_SHARES_MEMORY
+#define RUNSCOPE_CHILD_SHARES_MEMORY 0
+#endif
+
 namespace runscope::driver {
 namespace {
+
+#if RUNSCOPE_CHILD_SHARES_MEMORY && defined(__x86_64__)
+long child_syscall(long n, long a = 0, long b = 0, long c = 0, long d = 0) {
+  long ret;
+  register long r10 asm("r10") = d;
+  asm volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
+  return ret;
+}
+#elif RUNSCOPE_CHILD_SHARES_MEMORY && defined(__aarch64__)
+long child_syscall(long n, long a = 0, long b = 0, long c = 0, long d = 0) {
+  register long x8 asm("x8") = n;
+  register long x0 asm("x0") = a;
+  register long x1 asm("x1") = b;
+  register long x2 asm("x2") = c;
+  register long x3 asm("x3") = d;
+  asm volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory", "cc");
+  return x0;
+}
+#else
+long child_syscall(long n, long a = 0, long b = 0, long c = 0, long d = 0) {
+  const long ret = ::syscall(n, a, b, c, d);
+  return ret < 0 ? -errno : ret;
+}
+#endif
+
+// A pointer as child_syscall's argument.
+long arg(const void* p) { return reinterpret_cast<long>(p); }
 
 constexpr const char* kDevNull = "/dev/null";
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -55,6 +103,7 @@ struct ChildPlan {
   gid_t gid;
   const gid_t* groups;
   std::size_t group_count;
+  int started_fd = -1;  // >= 0: the child writes its pid here first (ChildStarter::start_held)
 };
 
 // The kernel's struct sigaction for rt_sigaction: glibc's wrapper is not used in the child.
@@ -65,10 +114,10 @@ struct KernelSigaction {
   std::uint64_t mask;
 };
 
-[[noreturn]] void child_fail(const ChildPlan& plan, Stage stage, int err) {
-  Report report{stage, err};
-  ::syscall(SYS_write, plan.report_fd, &report, sizeof report);
-  ::syscall(SYS_exit_group, kChildFailureCode);
+[[noreturn]] void child_fail(const ChildPlan& plan, Stage stage, long neg_err) {
+  Report report{stage, static_cast<int>(-neg_err)};
+  child_syscall(SYS_write, plan.report_fd, arg(&report), sizeof report);
+  child_syscall(SYS_exit_group, kChildFailureCode);
   __builtin_unreachable();
 }
 
@@ -77,8 +126,8 @@ bool child_wait_for_release(const ChildPlan& plan) {
   char go = 0;
   long n;
   do {
-    n = ::syscall(SYS_read, plan.hold_fd, &go, 1);
-  } while (n < 0 && errno == EINTR);
+    n = child_syscall(SYS_read, plan.hold_fd, arg(&go), 1);
+  } while (n == -EINTR);
   return n == 1;
 }
 
@@ -86,14 +135,15 @@ void child_reset_signals() {
   KernelSigaction dfl{};  // SIG_DFL is 0
   for (int sig = 1; sig < NSIG; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
-    ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, kKernelSigsetBytes);
+    child_syscall(SYS_rt_sigaction, sig, arg(&dfl), 0, kKernelSigsetBytes);
   }
 }
 
-bool child_move_fd(int from, int to) {
-  if (from < 0) return true;
-  if (from == to) return ::syscall(SYS_fcntl, to, F_SETFD, 0) == 0;
-  return ::syscall(SYS_dup3, from, to, 0) == to;
+long child_move_fd(int from, int to) {
+  if (from < 0) return 0;
+  if (from == to) return child_syscall(SYS_fcntl, to, F_SETFD, 0);
+  const long r = child_syscall(SYS_dup3, from, to, 0);
+  return r < 0 ? r : 0;
 }
 
 // The child joins its cgroup in every hierarchy before anything else, and before exec.
@@ -102,56 +152,185 @@ void child_join(const ChildPlan& plan) {
   for (std::size_t i = 0; i < plan.join_count; ++i) {
     long n;
     do {
-      n = ::syscall(SYS_write, plan.join_fds[i], &kSelf, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1) child_fail(plan, Stage::join, n < 0 ? errno : EIO);
+      n = child_syscall(SYS_write, plan.join_fds[i], arg(&kSelf), 1);
+    } while (n == -EINTR);
+    if (n != 1) child_fail(plan, Stage::join, n < 0 ? n : -EIO);
   }
 }
 
 // errno values after which execvp goes on to the next PATH entry (glibc's list).
-bool try_next_candidate(int err) {
+bool try_next_candidate(long err) {
   return err == ENOENT || err == ENOTDIR || err == ESTALE || err == ENODEV || err == ETIMEDOUT;
 }
 
 // The PATH search, done by the task's own user: a folder it cannot search answers EACCES whether
 // or not the program is in it, so a task learns nothing runscope's root could see and it could not.
 [[noreturn]] void child_exec(const ChildPlan& plan) {
-  int last = ENOENT;
+  long last = ENOENT;
   bool denied = false;
   for (std::size_t i = 0; i < plan.candidate_count; ++i) {
-    ::syscall(SYS_execve, plan.candidates[i], plan.argv, plan.envp);
-    last = errno;
+    last = -child_syscall(SYS_execve, arg(plan.candidates[i]), arg(plan.argv), arg(plan.envp));
     if (last == EACCES) denied = true;
-    else if (!try_next_candidate(last)) child_fail(plan, Stage::exec, last);
+    else if (!try_next_candidate(last)) child_fail(plan, Stage::exec, -last);
   }
-  child_fail(plan, Stage::exec, denied ? EACCES : last);
+  child_fail(plan, Stage::exec, denied ? -EACCES : -last);
 }
 
-// Runs in the child after clone3: raw syscalls only (no locks, no allocation, no glibc state
-// that other threads of the parent may have held at clone time).
+// Runs in the child after the clone: raw syscalls only (no locks, no allocation, no errno, no
+// glibc state that other threads of the parent may have held at clone time), every signal
+// blocked until the handlers are reset.
 [[noreturn]] void run_child(const ChildPlan& plan) {
-  if (!child_wait_for_release(plan)) ::syscall(SYS_exit_group, kChildFailureCode);
+  if (plan.started_fd >= 0) {
+    const int pid = static_cast<int>(child_syscall(SYS_getpid));
+    child_syscall(SYS_write, plan.started_fd, arg(&pid), sizeof pid);
+  }
+  if (!child_wait_for_release(plan)) child_syscall(SYS_exit_group, kChildFailureCode);
   child_join(plan);
   child_reset_signals();
   std::uint64_t empty_mask = 0;
-  if (::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty_mask, nullptr, kKernelSigsetBytes) != 0)
-    child_fail(plan, Stage::signals, errno);
-  if (::syscall(SYS_setsid) < 0) child_fail(plan, Stage::session, errno);
+  if (long r = child_syscall(SYS_rt_sigprocmask, SIG_SETMASK, arg(&empty_mask), 0, kKernelSigsetBytes); r != 0)
+    child_fail(plan, Stage::signals, r);
+  if (long r = child_syscall(SYS_setsid); r < 0) child_fail(plan, Stage::session, r);
   for (int fd = 0; fd < 3; ++fd) {
-    if (!child_move_fd(plan.stdio[fd], fd)) child_fail(plan, Stage::stdio, errno);
+    if (long r = child_move_fd(plan.stdio[fd], fd); r < 0) child_fail(plan, Stage::stdio, r);
   }
   // Still root here (when switching): the terminal is the caller's, handed over for this process.
-  if (plan.controlling_terminal && ::syscall(SYS_ioctl, 0, TIOCSCTTY, 0) != 0) child_fail(plan, Stage::tty, errno);
-  if (plan.switch_user) {
-    if (::syscall(SYS_setgroups, plan.group_count, plan.groups) != 0) child_fail(plan, Stage::groups, errno);
-    if (::syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0) child_fail(plan, Stage::gid, errno);
-    if (::syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0) child_fail(plan, Stage::uid, errno);
+  if (plan.controlling_terminal) {
+    if (long r = child_syscall(SYS_ioctl, 0, TIOCSCTTY, 0); r != 0) child_fail(plan, Stage::tty, r);
   }
-  if (plan.cwd != nullptr && ::syscall(SYS_chdir, plan.cwd) != 0) child_fail(plan, Stage::chdir, errno);
+  if (plan.switch_user) {
+    if (long r = child_syscall(SYS_setgroups, static_cast<long>(plan.group_count), arg(plan.groups)); r != 0)
+      child_fail(plan, Stage::groups, r);
+    if (long r = child_syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid); r != 0) child_fail(plan, Stage::gid, r);
+    if (long r = child_syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid); r != 0) child_fail(plan, Stage::uid, r);
+  }
+  if (plan.cwd != nullptr) {
+    if (long r = child_syscall(SYS_chdir, arg(plan.cwd)); r != 0) child_fail(plan, Stage::chdir, r);
+  }
   // Nothing of runscope's leaks into the task: every other fd closes at exec (best effort).
-  ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+  child_syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
   child_exec(plan);
 }
+
+// The stack a child that shares the parent's memory runs on: mapped by the parent, left by the
+// child at its exec (or death), which spawn() waits for before this is unmapped.
+class ChildStack {
+ public:
+  ChildStack() = default;
+  ChildStack(const ChildStack&) = delete;
+  ChildStack& operator=(const ChildStack&) = delete;
+  ~ChildStack() {
+    if (base_ != nullptr) ::munmap(base_, kSize);
+  }
+  void* map() {
+    base_ = ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (base_ == MAP_FAILED) {
+      base_ = nullptr;
+      throw_system_error("mmap of a child's stack");
+    }
+    // Its lowest page is a guard: an overflow faults instead of writing over the parent's memory.
+    if (::mprotect(base_, kGuard, PROT_NONE) != 0) throw_system_error("mprotect of a child's stack guard");
+    return static_cast<char*>(base_) + kSize;  // stacks grow down
+  }
+
+ private:
+  static constexpr std::size_t kSize = 64 * 1024;
+  static constexpr std::size_t kGuard = 4096;
+  void* base_ = nullptr;
+};
+
+// Every signal blocked in the calling thread while it lives: the child starts with that mask and
+// keeps it until it has reset the handlers (which, in shared memory, are the parent's code).
+class BlockedSignals {
+ public:
+  BlockedSignals() {
+    sigset_t all;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &saved_);
+  }
+  BlockedSignals(const BlockedSignals&) = delete;
+  BlockedSignals& operator=(const BlockedSignals&) = delete;
+  ~BlockedSignals() { ::pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
+
+ private:
+  sigset_t saved_;
+};
+
+int child_entry(void* plan) { run_child(*static_cast<const ChildPlan*>(plan)); }
+
+// A copy of the parent: with a v2 cgroup dirfd (CLONE_INTO_CGROUP needs clone3, which glibc has
+// no wrapper for that would put the child on a stack of its own), and in sanitizer builds.
+long clone_copy(const ChildPlan& plan, int into_fd, int& pidfd) {
+  BlockedSignals blocked;
+  clone_args args{};
+  args.flags = CLONE_PIDFD | (into_fd >= 0 ? CLONE_INTO_CGROUP : 0);
+  args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  args.cgroup = into_fd >= 0 ? static_cast<std::uint64_t>(into_fd) : 0;
+  const long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid == 0) run_child(plan);
+  return pid;
+}
+
+constexpr int kVforkFlags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD;
+
+// Starts the child. Where it can, the child borrows the parent's memory until its exec, as
+// posix_spawn's does, instead of getting a copy of its page tables: 0.15-0.3 ms less for
+// `runscope exec` (docs/driver.md, "Fourth pass"), whose copy also cost it a fault for each page
+// it wrote while the child was held. It is a vfork child (CLONE_VFORK) for the OOM killer: the killer never picks a task in a
+// vfork, and it kills every user of its victim's memory, so a child that only shared the memory,
+// picked in its own exec (a task limit too small for its arguments), took runscope with it
+// (docs/driver.md). The cloning thread sleeps until the child has exec'd or died; a held child
+// waits for its caller, so it is cloned from a thread of its own and sends its pid on a pipe.
+class ChildStarter {
+ public:
+  ChildStarter() = default;
+  ChildStarter(const ChildStarter&) = delete;
+  ChildStarter& operator=(const ChildStarter&) = delete;
+  // The cloning thread returns once the child has exec'd or died: the caller's Process, declared
+  // after this, has killed it if it was never released, and a closed hold pipe ends it anyway.
+  ~ChildStarter() {
+    if (hold_write_ != nullptr) hold_write_->reset();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // The pid, or -1 with errno; `pidfd` is stored by then. `hold_write`: the held child's release.
+  long start(ChildPlan& plan, int into_fd, int& pidfd, UniqueFd* hold_write) {
+    if (!RUNSCOPE_CHILD_SHARES_MEMORY || into_fd >= 0) return clone_copy(plan, into_fd, pidfd);
+    void* top = stack_.map();
+    if (hold_write != nullptr) return start_held(plan, top, pidfd, *hold_write);
+    BlockedSignals blocked;
+    return ::clone(child_entry, top, kVforkFlags, &plan, &pidfd);
+  }
+
+ private:
+  long start_held(ChildPlan& plan, void* top, int& pidfd, UniqueFd& hold_write) {
+    Pipe started = make_pipe();
+    plan.started_fd = started.write.get();
+    hold_write_ = &hold_write;
+    thread_ = std::thread([&plan, &pidfd, top, fd = started.write.get()] {
+      BlockedSignals blocked;  // the child's mask, until it has reset the handlers
+      if (::clone(child_entry, top, kVforkFlags, &plan, &pidfd) < 0) {
+        const int err = -errno;
+        (void)!::write(fd, &err, sizeof err);
+      }
+    });
+    int got = 0;
+    ssize_t n;
+    do {
+      n = ::read(started.read.get(), &got, sizeof got);
+    } while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(sizeof got)) throw_system_error("reading a child's pid", n < 0 ? errno : EIO);
+    if (got > 0) return got;
+    thread_.join();
+    errno = got < 0 ? -got : EIO;
+    return -1;
+  }
+
+  ChildStack stack_;
+  std::thread thread_;
+  UniqueFd* hold_write_ = nullptr;
+};
 
 ErrorKind kind_for(int err) {
   if (err == ENOENT || err == ENOTDIR) return ErrorKind::not_found;
@@ -272,15 +451,9 @@ Process CloneSpawner::spawn(const SpawnSpec& spec, cgroup::TaskCgroup* cg) {
                  creds ? creds->groups.data() : nullptr, creds ? creds->groups.size() : 0};
 
   int pidfd = -1;
-  clone_args args{};
-  args.flags = CLONE_PIDFD | (into_fd >= 0 ? CLONE_INTO_CGROUP : 0);
-  args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
-  args.exit_signal = SIGCHLD;
-  args.cgroup = into_fd >= 0 ? static_cast<std::uint64_t>(into_fd) : 0;
-  long pid = ::syscall(SYS_clone3, &args, sizeof args);
-  if (pid < 0) throw_system_error("clone3 for '" + spec.argv.front() + "'");
-  if (pid == 0) run_child(plan);
-
+  ChildStarter starter;  // before `proc`: its stack and thread outlive the child's use of them
+  const long pid = starter.start(plan, into_fd, pidfd, held ? &hold.write : nullptr);
+  if (pid < 0) throw_system_error("clone for '" + spec.argv.front() + "'");
   Process proc(static_cast<pid_t>(pid), UniqueFd(pidfd));
   report.write.reset();
   if (held) {

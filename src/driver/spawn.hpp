@@ -1,13 +1,15 @@
 // Starting a task's main process so that it is confined before its first instruction.
 //
 // Protocol (see docs/driver.md): everything that can fail or allocate happens in the parent
-// before clone3: the PATH candidates, argv/envp arrays, output files, credentials. clone3(CLONE_PIDFD)
-// gives the parent a pidfd; with a v2 cgroup dirfd it adds CLONE_INTO_CGROUP, otherwise the
-// child blocks on a "hold" pipe until TaskCgroup::place() has put it in every hierarchy. The
-// child then makes only raw syscalls (signals reset, setsid, dup2, setgroups/setresgid/setresuid,
-// chdir, execve of each PATH candidate in turn) and reports a failure as {stage, errno} on a
-// CLOEXEC pipe: EOF means exec'd. The PATH search happens in the child, after the credential
-// switch: a task can learn nothing about folders its user cannot search.
+// before the clone: the PATH candidates, argv/envp arrays, output files, credentials. The clone
+// (CLONE_PIDFD) gives the parent a pidfd; with a v2 cgroup dirfd it is clone3 with
+// CLONE_INTO_CGROUP, otherwise the child is a vfork child (CLONE_VM | CLONE_VFORK) on a stack of
+// its own in the parent's memory until its exec, cloned from a thread of its own when it is held:
+// it blocks on a "hold" pipe until TaskCgroup::place() has put it in every hierarchy (or, on v1,
+// joins them itself). The child then makes only raw syscalls (signals reset, setsid, dup2,
+// setgroups/setresgid/setresuid, chdir, execve of each PATH candidate in turn) and reports a
+// failure as {stage, errno} on a CLOEXEC pipe: EOF means exec'd. The PATH search happens in the
+// child, after the credential switch: a task can learn nothing about folders its user cannot search.
 #pragma once
 
 #include <array>
@@ -47,7 +49,7 @@ class Spawner {
   virtual Process spawn(const SpawnSpec& spec, cgroup::TaskCgroup* cg) = 0;
 };
 
-// The real one: clone3 as described above.
+// The real one: the clone described above.
 class CloneSpawner final : public Spawner {
  public:
   Process spawn(const SpawnSpec& spec, cgroup::TaskCgroup* cg) override;

@@ -5,6 +5,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <optional>
 #include <string>
 
@@ -111,6 +112,42 @@ TEST_F(ARunner, RemovesTheCgroupWhenTheCommandCannotStart) {
   spec.argv = {"runscope-no-such-program"};
   EXPECT_THROW(runner_.start(id_, {}, spec), Error);
   ASSERT_TRUE(backend_.state);
+  EXPECT_EQ(backend_.state->destroyed, 1);
+}
+
+// A spawner whose exec fails as the kernel's does when the new program's arguments and
+// environment cannot be copied (E2BIG): too many for ARG_MAX, or too big for the task's memory.
+class TooBigSpawner final : public Spawner {
+ public:
+  Process spawn(const SpawnSpec&, cgroup::TaskCgroup*) override {
+    throw Error(ErrorKind::system, "cannot execute 'sh': Argument list too long", E2BIG);
+  }
+};
+
+std::string start_error(Runner& runner, const TaskId& id, const cgroup::Limits& limits, const SpawnSpec& spec) {
+  try {
+    runner.start(id, limits, spec);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.error_number(), E2BIG);
+    return e.what();
+  }
+  return "started";
+}
+
+TEST_F(ARunner, NamesTheMemoryLimitAnExecDidNotFitInOnlyWhenTheCgroupReachedIt) {
+  TooBigSpawner too_big;
+  Runner runner(&backend_, too_big, clock_);
+  cgroup::Limits limits;
+  limits.memory_max = 1 << 20;
+  backend_.stats.memory_peak = (1 << 20) - 4096;  // at the limit, less the charge that failed
+  EXPECT_EQ(start_error(runner, id_, limits, shell("true")),
+            "cannot execute 'sh': Argument list too long: the program's arguments and environment do not fit in "
+            "the task's memory limit (1M)");
+  EXPECT_EQ(backend_.state->destroyed, 1);
+  backend_.stats.memory_peak = 200 << 10;  // far below: a real E2BIG, ARG_MAX
+  EXPECT_EQ(start_error(runner, id_, limits, shell("true")), "cannot execute 'sh': Argument list too long");
+  backend_.stats.memory_peak = 1 << 20;
+  EXPECT_EQ(start_error(runner, id_, {}, shell("true")), "cannot execute 'sh': Argument list too long");  // no limit
   EXPECT_EQ(backend_.state->destroyed, 1);
 }
 

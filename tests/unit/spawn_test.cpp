@@ -2,6 +2,8 @@
 // environment, working directory, standard streams, and the hold-until-placed protocol.
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/kcmp.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -174,6 +176,31 @@ TEST_F(ACloneSpawner, HoldsTheChildUntilItIsPlaced) {
       << "the child ran something before it was placed";
 }
 
+// kcmp(2): 0 when both processes use the same memory.
+bool shares_memory_with_us(pid_t pid) {
+  return ::syscall(SYS_kcmp, ::getpid(), pid, KCMP_VM, 0, 0) == 0;
+}
+
+// A held child lives in the spawner's memory until its exec, in a vfork (spawn.cpp, ChildStarter),
+// while the spawner goes on (it is placing the child here); sanitizer builds make a copy.
+TEST_F(ACloneSpawner, LendsAHeldChildItsMemoryUntilItsExec) {
+  auto state = std::make_shared<FakeCgroupState>();
+  bool shared_at_place = false;
+  state->on_place = [&](pid_t pid) { shared_at_place = shares_memory_with_us(pid); };
+  FakeTaskCgroup cg(state);
+  EXPECT_EQ(run(shell("exit 0"), &cg), (ExitStatus{false, 0}));
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  EXPECT_FALSE(shared_at_place);
+#else
+  EXPECT_TRUE(shared_at_place);
+#endif
+  // Its exec gave it memory of its own: the task is never in ours.
+  Process task = spawner_.spawn(shell("exec sleep 30"), nullptr);
+  EXPECT_FALSE(shares_memory_with_us(task.pid()));
+  task.signal(SIGKILL);
+  task.reap();
+}
+
 TEST_F(ACloneSpawner, KillsAndReapsTheChildWhenPlacingFails) {
   auto state = std::make_shared<FakeCgroupState>();
   state->on_place = [](pid_t) { throw Error(ErrorKind::system, "placing failed"); };
@@ -182,6 +209,49 @@ TEST_F(ACloneSpawner, KillsAndReapsTheChildWhenPlacingFails) {
   ASSERT_EQ(state->placed.size(), 1u);
   EXPECT_FALSE(process_exists(state->placed[0]));
   EXPECT_EQ(output(), "");
+}
+
+std::size_t mapping_count() {
+  std::ifstream maps("/proc/self/maps");
+  std::size_t n = 0;
+  for (std::string line; std::getline(maps, line);) ++n;
+  return n;
+}
+
+// Where it can, the child runs on a stack of its own in the spawner's memory until it execs
+// (spawn.cpp, start_child): whatever became of it, that stack is unmapped again.
+TEST_F(ACloneSpawner, LeavesNoMappingBehindWhateverBecameOfTheChild) {
+  const auto not_executable = dir_.path() / "data";
+  std::ofstream(not_executable) << "not a program\n";
+  auto failing = std::make_shared<FakeCgroupState>();
+  failing->on_place = [](pid_t) { throw Error(ErrorKind::system, "placing failed"); };
+  auto each_fate = [&] {
+    EXPECT_EQ(run(shell("exit 0")), (ExitStatus{false, 0}));
+    SpawnSpec denied = shell("");
+    denied.argv = {not_executable.string()};
+    EXPECT_THROW(run(denied), Error);
+    FakeTaskCgroup held(std::make_shared<FakeCgroupState>());
+    EXPECT_EQ(run(shell("exit 0"), &held), (ExitStatus{false, 0}));
+    FakeTaskCgroup refused(failing);
+    EXPECT_THROW(run(shell("exit 0"), &refused), Error);
+  };
+  each_fate();  // whatever the first calls map for good (malloc's arenas, locale data)
+  const std::size_t before = mapping_count();
+  for (int i = 0; i < 10; ++i) each_fate();
+  EXPECT_EQ(mapping_count(), before);
+}
+
+// Every signal is blocked in the calling thread while the child starts; the caller's own mask
+// comes back.
+TEST_F(ACloneSpawner, GivesTheCallerItsSignalMaskBack) {
+  sigset_t usr1, before, after;
+  ::sigemptyset(&usr1);
+  ::sigaddset(&usr1, SIGUSR1);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &usr1, &before), 0);
+  EXPECT_EQ(run(shell("exit 0")), (ExitStatus{false, 0}));
+  ASSERT_EQ(::pthread_sigmask(SIG_SETMASK, &before, &after), 0);
+  EXPECT_EQ(::sigismember(&after, SIGUSR1), 1);
+  EXPECT_EQ(::sigismember(&after, SIGUSR2), 0);
 }
 
 // The v1 self-join: the child writes "0" to each of its cgroup's tasks files before exec, so the
