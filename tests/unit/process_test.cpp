@@ -22,7 +22,7 @@ bool exists(pid_t pid) { return ::kill(pid, 0) == 0; }
 
 TEST(AProcess, WaitReturnsNothingAtTheDeadlineWhileItRuns) {
   SteadyClock clock;
-  Process p = start("sleep 30");
+  Process p = start("exec sleep 30");
   EXPECT_FALSE(p.wait(Deadline(clock, 10ms)).has_value());
   EXPECT_FALSE(p.reaped());
 }
@@ -38,7 +38,7 @@ TEST(AProcess, StaysAnUnreapedZombieUntilReaped) {
 }
 
 TEST(AProcess, SignalReportsWhetherItWasStillThere) {
-  Process p = start("sleep 30");
+  Process p = start("exec sleep 30");
   EXPECT_TRUE(p.signal(SIGTERM));
   EXPECT_EQ(p.reap(), (ExitStatus{true, SIGTERM}));
   EXPECT_FALSE(p.signal(SIGTERM));
@@ -47,14 +47,14 @@ TEST(AProcess, SignalReportsWhetherItWasStillThere) {
 TEST(AProcess, IsKilledAndReapedWhenDestroyedUnreaped) {
   pid_t pid;
   {
-    Process p = start("sleep 30");
+    Process p = start("exec sleep 30");
     pid = p.pid();
   }
   EXPECT_FALSE(exists(pid));
 }
 
 TEST(AProcess, MovesOwnershipOfItsChild) {
-  Process a = start("sleep 30");
+  Process a = start("exec sleep 30");
   pid_t pid = a.pid();
   Process b = std::move(a);
   EXPECT_FALSE(a.valid());

@@ -62,14 +62,14 @@ TEST_F(ARunner, CreatesTheCgroupWithTheLimitsAndRemovesItWhenTheTaskEnds) {
 }
 
 TEST_F(ARunner, WaitWithADeadlineReturnsNothingWhileTheTaskRuns) {
-  auto task = runner_.start(id_, {}, shell("sleep 30"));
+  auto task = runner_.start(id_, {}, shell("exec sleep 30"));
   EXPECT_FALSE(task->wait(Deadline(clock_, 20ms)).has_value());
   EXPECT_FALSE(task->finished());
   EXPECT_EQ(backend_.state->destroyed, 0);
 }
 
 TEST_F(ARunner, GracefulStopSendsTheKillSignal) {
-  auto task = runner_.start(id_, {}, shell("echo ready; sleep 30"), KillPolicy{SIGTERM, 10s});
+  auto task = runner_.start(id_, {}, shell("echo ready; exec sleep 30"), KillPolicy{SIGTERM, 10s});
   ASSERT_TRUE(wait_for_output("ready"));
   auto status = task->stop();
   EXPECT_EQ(status, (ExitStatus{true, SIGTERM}));
@@ -78,7 +78,7 @@ TEST_F(ARunner, GracefulStopSendsTheKillSignal) {
 }
 
 TEST_F(ARunner, StopKillsATaskThatIgnoresTheKillSignalAfterTheTimeout) {
-  auto task = runner_.start(id_, {}, shell("trap '' TERM; echo ready; while :; do sleep 1; done"),
+  auto task = runner_.start(id_, {}, shell("trap '' TERM; echo ready; exec sleep 30"),
                             KillPolicy{SIGTERM, 50ms});
   ASSERT_TRUE(wait_for_output("ready"));
   EXPECT_EQ(task->stop(), (ExitStatus{true, SIGKILL}));
@@ -154,7 +154,7 @@ TEST_F(ARunner, NamesTheMemoryLimitAnExecDidNotFitInOnlyWhenTheCgroupReachedIt) 
 TEST_F(ARunner, DestroyingARunningTaskKillsItAndRemovesItsCgroup) {
   pid_t pid = -1;
   {
-    auto task = runner_.start(id_, {}, shell("sleep 30"));
+    auto task = runner_.start(id_, {}, shell("exec sleep 30"));
     pid = task->pid();
   }
   EXPECT_FALSE(process_exists(pid));
