@@ -13,25 +13,17 @@
 #include "cli/fingerprint.hpp"
 #include "cli/orphans.hpp"
 #include "cli/run.hpp"
+#include "common/sanitizers.hpp"
 
 namespace {
-
-// A sanitizer build ends with exit(): its handlers are the leak check and TSan's exit code.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define RUNSCOPE_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define RUNSCOPE_SANITIZED 1
-#endif
-#endif
 
 // Ends the process without exit handlers or static destructors: the kernel takes every page and fd
 // back anyway, and the handlers of sixteen libraries cost `runscope exec -- true` about 0.15 ms
 // after its task had ended (docs/driver.md, "Third pass"). stdio is flushed first (spdlog writes
 // through it).
 [[noreturn]] void end_process(int code) {
-#ifdef RUNSCOPE_SANITIZED
-  std::exit(code);
+#if RUNSCOPE_SANITIZED
+  std::exit(code);  // its handlers are the leak check and TSan's exit code
 #else
   std::fflush(nullptr);
   ::_exit(code);

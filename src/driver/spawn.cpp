@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "common/error.hpp"
+#include "common/sanitizers.hpp"
 
 #ifndef SYS_close_range
 #define SYS_close_range 436
@@ -27,19 +28,12 @@
 
 // A child that shares the parent's memory (below) must not write errno: it is the TLS of the
 // thread that cloned it, asleep until the child's exec, which would wake to a value it never set.
-// So the child's syscalls are made here, returning -errno as the kernel does. Elsewhere (and under sanitizers, whose runtimes the child would share
-// too) the child is a copy of the parent and may use glibc's syscall().
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define RUNSCOPE_CHILD_SHARES_MEMORY 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#define RUNSCOPE_CHILD_SHARES_MEMORY 0
-#endif
-#endif
-#if !defined(RUNSCOPE_CHILD_SHARES_MEMORY) && (defined(__x86_64__) || defined(__aarch64__))
+// So the child's syscalls are made here, returning -errno as the kernel does. Elsewhere (and in
+// sanitizer builds, whose runtimes the child would share too) the child is a copy of the parent
+// and may use glibc's syscall().
+#if !RUNSCOPE_SANITIZED && (defined(__x86_64__) || defined(__aarch64__))
 #define RUNSCOPE_CHILD_SHARES_MEMORY 1
-#endif
-#ifndef RUNSCOPE_CHILD_SHARES_MEMORY
+#else
 #define RUNSCOPE_CHILD_SHARES_MEMORY 0
 #endif
 
@@ -277,10 +271,10 @@ constexpr int kVforkFlags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD;
 // Starts the child. Where it can, the child borrows the parent's memory until its exec, as
 // posix_spawn's does, instead of getting a copy of its page tables: 0.15-0.3 ms less for
 // `runscope exec` (docs/driver.md, "Fourth pass"), whose copy also cost it a fault for each page
-// it wrote while the child was held. It is a vfork child (CLONE_VFORK) for the OOM killer: the killer never picks a task in a
-// vfork, and it kills every user of its victim's memory, so a child that only shared the memory,
-// picked in its own exec (a task limit too small for its arguments), took runscope with it
-// (docs/driver.md). The cloning thread sleeps until the child has exec'd or died; a held child
+// it wrote while the child was held. It is a vfork child (CLONE_VFORK) for the OOM killer: the
+// killer never picks a task in a vfork, and it kills every user of its victim's memory, so a
+// child that only shared the memory, picked in its own exec (a task limit too small for its
+// arguments), took runscope with it (docs/driver.md). The cloning thread sleeps until the child has exec'd or died; a held child
 // waits for its caller, so it is cloned from a thread of its own and sends its pid on a pipe.
 class ChildStarter {
  public:

@@ -18,6 +18,7 @@
 #include "api/manager_object.hpp"
 #include "support/bus_server.hpp"
 #include "support/fake_task_service.hpp"
+#include "support/on_exit.hpp"
 #include "support/private_bus.hpp"
 
 namespace runscope {
@@ -37,19 +38,7 @@ std::size_t count_entries(const char* dir) {
 
 using Server = testing::BusServer;
 
-// Runs `f` when the test body ends however it ends. Declared after a future whose call waits on a
-// held start, it releases the start before that future's destructor waits for the call.
-template <typename F>
-class OnExit {
- public:
-  explicit OnExit(F f) : f_(std::move(f)) {}
-  OnExit(const OnExit&) = delete;
-  OnExit& operator=(const OnExit&) = delete;
-  ~OnExit() { f_(); }
-
- private:
-  F f_;
-};
+using testing::OnExit;
 
 class ManagerObjectTest : public ::testing::Test {
  protected:

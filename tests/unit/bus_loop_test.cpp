@@ -16,6 +16,7 @@
 #include "compat/sdbus.hpp"
 #include "runscoped/bus_loop.hpp"
 #include "support/fake_task_service.hpp"
+#include "support/on_exit.hpp"
 #include "support/private_bus.hpp"
 
 namespace runscope::runscoped {
@@ -23,19 +24,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Runs `f` when the test body ends however it ends. Declared after what waits for a handler the
-// test holds (the client call's future, the loop's join), it releases that handler first.
-template <typename F>
-class OnExit {
- public:
-  explicit OnExit(F f) : f_(std::move(f)) {}
-  OnExit(const OnExit&) = delete;
-  OnExit& operator=(const OnExit&) = delete;
-  ~OnExit() { f_(); }
-
- private:
-  F f_;
-};
+using testing::OnExit;
 
 TEST(TheBusLoop, PingsTheWatchdogOnlyWhileItDispatches) {
   if (!testing::dbus_daemon_available()) GTEST_SKIP() << "dbus-daemon is not installed";

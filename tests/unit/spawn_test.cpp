@@ -17,6 +17,7 @@
 
 #include "common/error.hpp"
 #include "common/file.hpp"
+#include "common/sanitizers.hpp"
 #include "driver/credentials.hpp"
 #include "driver/spawn.hpp"
 #include "support/driver_fakes.hpp"
@@ -189,7 +190,7 @@ TEST_F(ACloneSpawner, LendsAHeldChildItsMemoryUntilItsExec) {
   state->on_place = [&](pid_t pid) { shared_at_place = shares_memory_with_us(pid); };
   FakeTaskCgroup cg(state);
   EXPECT_EQ(run(shell("exit 0"), &cg), (ExitStatus{false, 0}));
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if RUNSCOPE_SANITIZED
   EXPECT_FALSE(shared_at_place);
 #else
   EXPECT_TRUE(shared_at_place);
