@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 
+#include "cgroup/migration_primer.hpp"
 #include "cli/exec_registry.hpp"
 #include "cli/exec_signals.hpp"
 #include "cli/task_flags.hpp"
@@ -169,20 +170,27 @@ config::CgroupsConfig with_parent(config::CgroupsConfig cgroups, bool v2) {
 // `auto` asks (does systemd answer?), so no connection is made just to ask. It is systemd-run's
 // kind: the private socket, one thread (systemd/sync_manager.hpp). Its task's scope, once empty,
 // is stopped without waiting for systemd to finish (await_stop off): systemd-run waits for none.
-std::unique_ptr<systemd::SystemdBackend> connect_early(const ExecOptions& o, const config::Config& cfg,
-                                                       const cgroup::HostLayout& layout) {
-  if (o.no_cgroups || o.cgroupfs_v2 || layout.mode != cgroup::Mode::unified) return nullptr;
-  if (o.manager.empty() ? cfg.cgroups.manager == config::ManagerChoice::cgroupfs : o.manager == "cgroupfs") return nullptr;
+// It also starts the kernel's wait for the attach systemd will make (cgroup/migration_primer.hpp).
+struct EarlySystemd {
+  std::unique_ptr<cgroup::MigrationPrimer> primer;  // joined as exec returns, its write long done
+  std::unique_ptr<systemd::SystemdBackend> backend;
+};
+
+EarlySystemd connect_early(const ExecOptions& o, const config::Config& cfg, const cgroup::HostLayout& layout) {
+  if (o.no_cgroups || o.cgroupfs_v2 || layout.mode != cgroup::Mode::unified) return {};
+  if (o.manager.empty() ? cfg.cgroups.manager == config::ManagerChoice::cgroupfs : o.manager == "cgroupfs") return {};
+  EarlySystemd early{std::make_unique<cgroup::MigrationPrimer>(cgroup::MigrationPrimerPaths{layout.unified_mount}),
+                     nullptr};
   try {
     auto backend = systemd::make_sync_systemd_backend(with_parent(cfg.cgroups, true), /*await_stop=*/false);
     // Our held child is our own and unreaped, so its pid cannot be reused: PIDs is as safe as
     // PIDFDs, and spares systemd before 253 a refused call at every start.
     backend->note_pidfd_support(systemd::SystemdBackend::PidfdSupport::refused);
-    return backend;
+    early.backend = std::move(backend);
   } catch (const Error& e) {
     spdlog::debug("systemd does not answer: {}", e.what());
-    return nullptr;
   }
+  return early;
 }
 
 ExecBackend make_exec_backend(const ExecPlan& plan, const config::Config& cfg, const cgroup::HostLayout& layout,
@@ -215,7 +223,7 @@ int run_exec(const Globals& globals, const ExecOptions& options) {
     // PID 1 to.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   } else {
-    backend = make_exec_backend(plan, cfg, layout, std::move(early));
+    backend = make_exec_backend(plan, cfg, layout, std::move(early.backend));
   }
   const auto* decision = backend.decision ? &*backend.decision : nullptr;
   auto registration = ExecRegistration::publish(registry_dir(), entry_for(plan, decision, backend.parent, backend.own));
