@@ -3,10 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <spdlog/spdlog.h>
-
 #include <cerrno>
-#include <cstring>
 #include <string>
 
 #include "cgroup/host.hpp"
@@ -36,10 +33,7 @@ int prime_migration_lock(const MigrationPrimerPaths& paths, pid_t tid) {
 }
 
 MigrationPrimer::MigrationPrimer(MigrationPrimerPaths paths)
-    : thread_([this, paths = std::move(paths)] {
-        result_ = prime_migration_lock(paths, ::gettid());
-        if (result_ != 0) spdlog::debug("priming the cgroup migration lock: {}", std::strerror(result_));
-      }) {}
+    : thread_([this, paths = std::move(paths)] { result_ = prime_migration_lock(paths, ::gettid()); }) {}
 
 MigrationPrimer::~MigrationPrimer() { finish(); }
 

@@ -26,8 +26,9 @@ struct MigrationPrimerPaths {
 
 class MigrationPrimer {
  public:
-  // Best effort and silent: a primer that cannot read its cgroup or write (a read-only cgroupfs, a
-  // threaded subtree, no permission) has only failed to save time.
+  // Best effort: a primer that cannot read its cgroup or write (a read-only cgroupfs, a threaded
+  // subtree, no permission) has only failed to save time. Its thread never logs (the CLI's logger
+  // is single-threaded); finish() tells the outcome.
   explicit MigrationPrimer(MigrationPrimerPaths paths);
   MigrationPrimer(const MigrationPrimer&) = delete;
   MigrationPrimer& operator=(const MigrationPrimer&) = delete;

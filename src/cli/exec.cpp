@@ -240,6 +240,14 @@ int run_exec(const Globals& globals, const ExecOptions& options) {
   const auto ended = supervise(*task, signals);
   if (registration) registration->release();  // finished: the task and its cgroup are gone
   report(*task, plan, decision ? std::string(driver::to_string(decision->kind)) : "none", status);
+  if (early.primer) {
+    const int err = early.primer->finish();  // joins: its write ended with the grace period
+    if (err == 0) {
+      spdlog::debug("primed the cgroup migration lock");
+    } else {
+      spdlog::debug("priming the cgroup migration lock: {}", std::strerror(err));
+    }
+  }
   return ended.shell_code();
 }
 

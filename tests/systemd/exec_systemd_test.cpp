@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -53,6 +54,28 @@ TEST_F(RunscopeExecWithSystemd, AutoPicksSystemdOnThisUnifiedHost) {
   const auto systemctl = systemd_testing::run_command("systemctl --version");
   const auto major = systemctl.substr(8, systemctl.find(' ', 8) - 8);  // "systemd 257 (257.13-...)"
   EXPECT_NE(r.out.find("systemd.version=" + major + "."), std::string::npos) << r.out << systemctl;
+}
+
+// The primer (cgroup/migration_primer.hpp) writes to exec's own cgroup as seen from its cgroup
+// namespace (the contained systemd's): the kernel takes the write, and exec's process is where
+// it was, in every thread, when its task runs.
+TEST_F(RunscopeExecWithSystemd, PrimesTheMigrationLockFromWhereItIsAndMovesNothing) {
+  const auto alloc = unique_name("primer");
+  const auto before = systemd_testing::unified_line(systemd_testing::run_command("cat /proc/self/cgroup"));
+  auto r = cli_.run({"--log-level", "debug", "exec", "--manager", "systemd", "--alloc", alloc, "--task", "t", "--",
+                     "sh", "-c", "cat /proc/$PPID/task/*/cgroup"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("primed the cgroup migration lock"), std::string::npos) << r.err;
+  // Every thread of exec (its parent) still in the cgroup exec was started in, its test's.
+  std::istringstream lines(r.out);
+  int threads = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.starts_with("0::")) continue;
+    ++threads;
+    EXPECT_EQ(line.substr(3), before) << r.out;
+  }
+  EXPECT_GE(threads, 1) << r.out;
+  EXPECT_TRUE(scope_gone(alloc, "t"));
 }
 
 TEST_F(RunscopeExecWithSystemd, TheCommandsFirstActSeesItsScopeAndTheScopeIsGoneAfterwards) {
