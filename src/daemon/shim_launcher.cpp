@@ -26,16 +26,6 @@ constexpr int kScratchFdBase = 10;
 // The forked shim could not join its supervisor home (cgroup/cgroup.hpp SupervisorHome).
 constexpr int kJoinFailed = 125;
 
-// The shim sends the kind as its number (driver/shim_protocol.hpp); unknown numbers are system.
-ErrorKind kind_numbered(const std::string& text) {
-  for (auto k : {ErrorKind::invalid_argument, ErrorKind::config, ErrorKind::not_found, ErrorKind::unsupported,
-                 ErrorKind::conflict, ErrorKind::resources, ErrorKind::permission, ErrorKind::timeout,
-                 ErrorKind::system, ErrorKind::bus}) {
-    if (std::to_string(static_cast<int>(k)) == text) return k;
-  }
-  return ErrorKind::system;
-}
-
 pid_t parse_pid(const std::string& text) {
   try {
     std::size_t used = 0;
@@ -78,9 +68,8 @@ ShimMessage parse_shim_message(const std::string& text) {
   if ((verb == "place" || verb == "started") && (m.pid = parse_pid(rest)) > 0) {
     m.kind = verb == "place" ? ShimMessage::Kind::place : ShimMessage::Kind::started;
   } else if (verb == "failed") {
-    auto space = rest.find(' ');
     m.kind = ShimMessage::Kind::failed;
-    m.error = Error(kind_numbered(rest.substr(0, space)), space == std::string::npos ? rest : rest.substr(space + 1));
+    m.error = driver::parse_start_failure(rest);
   } else {
     m.error = Error(ErrorKind::system, "runscope-shim said '" + text + "'");
   }

@@ -152,14 +152,9 @@ void Runner::check_uid(const SpawnSpec& spec) const {
   check_uid_allowed(spec.credentials ? spec.credentials->uid : ::geteuid(), options_.denied_uids);
 }
 
-namespace {
-
-// An exec that did not fit in the task's memory limit: the new program's arguments and
-// environment are charged to the task's cgroup as they are copied, and the OOM killer never picks
-// a child still in its vfork (spawn.cpp), so the charge fails and execve answers E2BIG (ENOMEM
-// later in the exec). The cgroup's peak at its limit tells that from a real E2BIG (ARG_MAX).
-std::optional<Error> exec_out_of_memory(const Error& e, const cgroup::Limits& limits, const cgroup::TaskCgroup& cg) {
-  if (!limits.memory_max || (e.error_number() != E2BIG && e.error_number() != ENOMEM)) return std::nullopt;
+std::optional<Error> exec_out_of_memory(const Error& e, std::optional<std::uint64_t> memory_max,
+                                        const cgroup::TaskCgroup& cg) {
+  if (!memory_max || (e.error_number() != E2BIG && e.error_number() != ENOMEM)) return std::nullopt;
   constexpr std::uint64_t kSlack = 64 * 1024;  // the limit as the kernel rounds it, less a charge
   std::optional<std::uint64_t> peak;
   try {
@@ -167,14 +162,12 @@ std::optional<Error> exec_out_of_memory(const Error& e, const cgroup::Limits& li
   } catch (const std::exception&) {
     return std::nullopt;
   }
-  if (!peak || *peak + kSlack < *limits.memory_max) return std::nullopt;
+  if (!peak || *peak + kSlack < *memory_max) return std::nullopt;
   return Error(e.kind(),
                std::string(e.what()) + ": the program's arguments and environment do not fit in the task's memory limit (" +
-                   format_size(*limits.memory_max) + ")",
+                   format_size(*memory_max) + ")",
                e.error_number());
 }
-
-}  // namespace
 
 void Runner::remove_unstarted(const TaskId& id, cgroup::TaskCgroup* cg) const {
   if (!cg) return;
@@ -198,7 +191,7 @@ std::unique_ptr<RunningTask> Runner::start(const TaskId& id, const cgroup::Limit
   try {
     main = spawner_->spawn(spec, cg.get());
   } catch (const Error& e) {
-    const auto named = cg ? exec_out_of_memory(e, limits, *cg) : std::nullopt;
+    const auto named = cg ? exec_out_of_memory(e, limits.memory_max, *cg) : std::nullopt;
     remove_unstarted(id, cg.get());
     if (named) throw *named;
     throw;

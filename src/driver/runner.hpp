@@ -13,6 +13,7 @@
 
 #include "cgroup/cgroup.hpp"
 #include "common/clock.hpp"
+#include "common/error.hpp"
 #include "common/task_id.hpp"
 #include "common/units.hpp"
 #include "driver/process.hpp"
@@ -120,5 +121,15 @@ class Runner {
   Clock* clock_;
   RunnerOptions options_;
 };
+
+// An exec that did not fit in the task's memory limit: the new program's arguments and
+// environment are charged to the task's cgroup as they are copied, and the OOM killer never picks
+// a child still in its vfork (spawn.cpp), so the charge fails and execve answers E2BIG (ENOMEM
+// later in the exec). The cgroup's peak at its limit tells that from a real E2BIG (ARG_MAX).
+// Returns `e` with the limit named, or nullopt when `e` is not such a failure. Read the cgroup
+// before it is removed. `runscope exec` (Runner::start) and runscoped (a shim's failed start) both
+// name it.
+std::optional<Error> exec_out_of_memory(const Error& e, std::optional<std::uint64_t> memory_max,
+                                        const cgroup::TaskCgroup& cg);
 
 }  // namespace runscope::driver

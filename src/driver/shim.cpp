@@ -154,7 +154,7 @@ int run_shim(int argc, char** argv) {
     s = start_task(dir, control.get(), cgroup_fd.get());
   } catch (const Error& e) {
     try {
-      send_message(control.get(), "failed " + std::to_string(static_cast<int>(e.kind())) + " " + e.what());
+      send_message(control.get(), "failed " + format_start_failure(e));
     } catch (...) {
     }
     return 1;

@@ -12,6 +12,33 @@
 
 namespace runscope::driver {
 
+std::string format_start_failure(const Error& e) {
+  std::string kind = std::to_string(static_cast<int>(e.kind()));
+  if (e.error_number() != 0) kind += ":" + std::to_string(e.error_number());
+  return kind + " " + e.what();
+}
+
+Error parse_start_failure(const std::string& text) {
+  const auto space = text.find(' ');
+  const std::string head = text.substr(0, space);
+  const std::string message = space == std::string::npos ? text : text.substr(space + 1);
+  const auto colon = head.find(':');
+  ErrorKind kind = ErrorKind::system;
+  for (auto k : {ErrorKind::invalid_argument, ErrorKind::config, ErrorKind::not_found, ErrorKind::unsupported,
+                 ErrorKind::conflict, ErrorKind::resources, ErrorKind::permission, ErrorKind::timeout,
+                 ErrorKind::system, ErrorKind::bus}) {
+    if (std::to_string(static_cast<int>(k)) == head.substr(0, colon)) kind = k;
+  }
+  int err = 0;
+  if (colon != std::string::npos) {
+    const std::string digits = head.substr(colon + 1);
+    if (!digits.empty() && digits.size() <= 4 && digits.find_first_not_of("0123456789") == std::string::npos) {
+      err = std::stoi(digits);
+    }
+  }
+  return Error(kind, message, err);
+}
+
 using json = nlohmann::json;
 
 std::string to_json_text(const ShimLaunch& l) {

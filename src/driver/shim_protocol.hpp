@@ -4,7 +4,9 @@
 // CONTROL_FD is one end of a SOCK_SEQPACKET socketpair, one message per packet:
 //   shim -> daemon  "place PID"    a held child waits for TaskCgroup::place()
 //   daemon -> shim  "ok" | "error MESSAGE"
-//   shim -> daemon  "started PID" | "failed KIND MESSAGE" (KIND: the ErrorKind's number)
+//   shim -> daemon  "started PID" | "failed KIND[:ERRNO] MESSAGE" (KIND: the ErrorKind's number;
+//                   ERRNO, when the error has one, so the daemon can tell an exec that did not fit
+//                   in the task's memory limit, driver/runner.hpp)
 // CGROUP_FD (v2 cgroupfs) is the task's cgroup folder, for clone3(CLONE_INTO_CGROUP).
 // When the task ends the shim writes exit.json atomically, then exits. A daemon that vanishes
 // (EOF) while a child is held gets the child killed: nothing runs unconfined.
@@ -19,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.hpp"
 #include "driver/credentials.hpp"
 #include "driver/log_sink.hpp"
 #include "driver/process.hpp"
@@ -54,6 +57,12 @@ void write_exit_record(const std::filesystem::path& task_dir, const ExitRecord& 
 std::optional<ExitRecord> read_exit_record(const std::filesystem::path& task_dir);
 
 // One packet; false on EOF. Throws Error(system) on other failures.
+// The "failed" message's text after the verb, and back: the error's kind, errno and message
+// kept. A KIND that is no ErrorKind's number reads as system; a missing ERRNO as 0 (a shim from
+// before it was sent).
+std::string format_start_failure(const Error& e);
+Error parse_start_failure(const std::string& text);
+
 void send_message(int fd, const std::string& message);
 std::optional<std::string> receive_message(int fd);
 

@@ -105,7 +105,7 @@ TEST(TheShim, FailsTheStartNamingItsHomeWhenItCannotJoinIt) {
   EXPECT_FALSE(driver::read_exit_record(dir.path()));
 }
 
-TEST(TheShim, ReportsAStartFailureWithItsKind) {
+TEST(TheShim, ReportsAStartFailureWithItsKindAndErrno) {
   testing::TempDir dir;
   write_launch(dir.path(), {"/nonexistent/program"});
   testing::FakeTaskCgroup cg(std::make_shared<testing::FakeCgroupState>());
@@ -116,9 +116,31 @@ TEST(TheShim, ReportsAStartFailureWithItsKind) {
     FAIL() << "started a program that does not exist";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::not_found) << e.what();
+    EXPECT_EQ(e.error_number(), ENOENT) << e.what();  // the daemon names a memory limit by it
     EXPECT_THAT(e.what(), ::testing::HasSubstr("/nonexistent/program"));
   }
   EXPECT_FALSE(driver::read_exit_record(dir.path()));
+}
+
+TEST(AStartFailure, CrossesTheControlChannelWithItsKindErrnoAndMessage) {
+  const Error sent(ErrorKind::resources, "cannot execute '/bin/true': Argument list too long", E2BIG);
+  EXPECT_EQ(driver::format_start_failure(sent), "5:7 cannot execute '/bin/true': Argument list too long");
+  const auto got = driver::parse_start_failure(driver::format_start_failure(sent));
+  EXPECT_EQ(got.kind(), ErrorKind::resources);
+  EXPECT_EQ(got.error_number(), E2BIG);
+  EXPECT_STREQ(got.what(), sent.what());
+}
+
+TEST(AStartFailure, FromAShimThatSendsNoErrnoOrAnUnknownKindIsStillRead) {
+  const auto old = driver::parse_start_failure("2 cannot execute 'x': No such file or directory");
+  EXPECT_EQ(old.kind(), ErrorKind::not_found);
+  EXPECT_EQ(old.error_number(), 0);
+  EXPECT_STREQ(old.what(), "cannot execute 'x': No such file or directory");
+  const auto odd = driver::parse_start_failure("99:x1 something");
+  EXPECT_EQ(odd.kind(), ErrorKind::system);
+  EXPECT_EQ(odd.error_number(), 0);
+  EXPECT_STREQ(odd.what(), "something");
+  EXPECT_EQ(driver::parse_start_failure("2:99999999999 big").error_number(), 0);  // not an errno
 }
 
 TEST(TheShim, KillsAHeldChildWhenTheDaemonVanishesBeforePlacingIt) {
