@@ -10,6 +10,7 @@
 #include "common/file.hpp"
 #include "daemon/task_internal.hpp"
 #include "driver/credentials.hpp"
+#include "driver/runner.hpp"
 #include "driver/shim_protocol.hpp"
 #include "driver/task_compile.hpp"
 
@@ -350,11 +351,31 @@ void TaskManager::started(const TaskPtr& task, TaskRecord record) {
 
 // Pool (or shutdown): nothing of the task is left; the caller gets `error` (null: the shim left
 // before it started the task, and how it ended says why, e.g. it could not join its home).
+namespace {
+
+// A shim whose task's exec did not fit in its memory limit says E2BIG (spawn.cpp's vfork child
+// is never the OOM killer's pick); the cgroup's peak tells, as for `runscope exec`.
+std::exception_ptr with_memory_limit_named(std::exception_ptr error, std::optional<std::uint64_t> memory_max,
+                                           const cgroup::TaskCgroup* cg) noexcept {
+  if (!cg || !memory_max) return error;
+  try {
+    std::rethrow_exception(error);
+  } catch (const Error& e) {
+    if (auto named = driver::exec_out_of_memory(e, memory_max, *cg)) return std::make_exception_ptr(*named);
+  } catch (...) {
+  }
+  return error;
+}
+
+}  // namespace
+
 void TaskManager::undo_start(const TaskPtr& task, std::exception_ptr error) noexcept {
   std::unique_ptr<StartFlow> flow;
   std::vector<Reply<>> stops, destroys;
+  std::optional<std::uint64_t> memory_max;
   {
     std::lock_guard lock(task->mutex);
+    memory_max = task->record.info.spec.resources.memory_max;
     flow = std::move(task->start);
     task->phase = Phase::removed;
     stops.swap(task->end_waiters);
@@ -367,6 +388,7 @@ void TaskManager::undo_start(const TaskPtr& task, std::exception_ptr error) noex
     if (flow->shim_pidfd) reaped = kill_and_reap(*flow->shim_pidfd);
   }
   if (!error) error = std::make_exception_ptr(shim_gone(reaped, task->cg ? task->cg->supervisor_home() : nullptr));
+  error = with_memory_limit_named(std::move(error), memory_max, task->cg.get());  // while the cgroup is there
   task->cg.reset();  // kills whatever got in and removes the cgroup
   release_cpus(*task);
   std::error_code ec;

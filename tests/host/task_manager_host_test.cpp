@@ -10,6 +10,7 @@
 
 #include "common/error.hpp"
 #include "common/file.hpp"
+#include "common/sanitizers.hpp"
 #include "driver/shim_protocol.hpp"
 #include "support/held_child.hpp"
 #include "support/manager_fixture.hpp"
@@ -124,6 +125,39 @@ TEST_F(ATaskManagerOnThisHost, ReportsAnOomKill) {
   EXPECT_EQ(info.state, TaskState::oom_killed);
   EXPECT_TRUE(info.oom_killed);
   EXPECT_EQ(info.signal, SIGKILL);
+}
+
+// The shim's child is a vfork child (spawn.cpp): an exec whose arguments and environment do not
+// fit in the task's memory limit fails with E2BIG instead of an OOM kill, and the daemon names the
+// limit as `runscope exec` does (the shim sends the errno; driver/shim_protocol.hpp).
+TEST_F(ATaskManagerOnThisHost, NamesTheMemoryLimitATasksExecDoesNotFitIn) {
+  // 1.5 MB in strings of 100 kB (the kernel takes 128 kB at most per string, ARG_MAX 2 MB here).
+  auto spec = shell_task("a9", "big", "");
+  const std::string value(100000, 'x');
+  spec.config = {{"command", "/bin/true"}, {"args", std::vector<std::string>(6, value)}};
+  for (int i = 0; i < 9; ++i) spec.env["BIG" + std::to_string(i)] = value;
+  spec.resources.memory_max = 1u << 20;
+#if RUNSCOPE_SANITIZED
+  // Sanitizer builds copy the child (spawn.cpp): the kernel's OOM killer picks it, before its
+  // exec (a failed start) or during it (a task killed by the OOM killer).
+  try {
+    auto info = run_to_end(spec);
+    EXPECT_TRUE(info.oom_killed) << "state " << static_cast<int>(info.state);
+  } catch (const Error& e) {
+    SUCCEED() << e.what();
+  }
+#else
+  try {
+    manager_->start(spec, Caller{});
+    FAIL() << "a task started whose exec cannot fit in 1M";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("Argument list too long: the program's arguments and environment do "
+                                               "not fit in the task's memory limit (1M)"));
+  }
+  EXPECT_TRUE(manager_->list(Caller{}).empty());
+  EXPECT_TRUE(fs::is_empty(options_.state_dir / kTasksDir));
+#endif
+  EXPECT_THAT(env_.leftovers(), ::testing::IsEmpty());
 }
 
 TEST_F(ATaskManagerOnThisHost, WritesLogsToSizeRotatedFiles) {
