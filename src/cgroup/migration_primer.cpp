@@ -9,14 +9,13 @@
 #include "cgroup/host.hpp"
 #include "common/error.hpp"
 #include "common/fd.hpp"
-#include "common/file.hpp"
 
 namespace runscope::cgroup {
 
 int prime_migration_lock(const MigrationPrimerPaths& paths, pid_t tid) {
   std::string own;
   try {
-    const auto cgroups = parse_proc_cgroup(read_file(paths.thread_cgroup));
+    const auto cgroups = own_cgroups(paths.thread_cgroup);
     const auto it = cgroups.find(kUnifiedKey);
     if (it == cgroups.end()) return ENOENT;
     own = it->second;

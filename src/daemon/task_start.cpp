@@ -349,8 +349,6 @@ void TaskManager::started(const TaskPtr& task, TaskRecord record) {
   reply(Outcome<TaskId>::success(task->id));
 }
 
-// Pool (or shutdown): nothing of the task is left; the caller gets `error` (null: the shim left
-// before it started the task, and how it ended says why, e.g. it could not join its home).
 namespace {
 
 // A shim whose task's exec did not fit in its memory limit says E2BIG (spawn.cpp's vfork child
@@ -369,6 +367,8 @@ std::exception_ptr with_memory_limit_named(std::exception_ptr error, std::option
 
 }  // namespace
 
+// Pool (or shutdown): nothing of the task is left; the caller gets `error` (null: the shim left
+// before it started the task, and how it ended says why, e.g. it could not join its home).
 void TaskManager::undo_start(const TaskPtr& task, std::exception_ptr error) noexcept {
   std::unique_ptr<StartFlow> flow;
   std::vector<Reply<>> stops, destroys;

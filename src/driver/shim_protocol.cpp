@@ -23,11 +23,12 @@ Error parse_start_failure(const std::string& text) {
   const std::string head = text.substr(0, space);
   const std::string message = space == std::string::npos ? text : text.substr(space + 1);
   const auto colon = head.find(':');
+  const std::string kind_text = head.substr(0, colon);
   ErrorKind kind = ErrorKind::system;
   for (auto k : {ErrorKind::invalid_argument, ErrorKind::config, ErrorKind::not_found, ErrorKind::unsupported,
                  ErrorKind::conflict, ErrorKind::resources, ErrorKind::permission, ErrorKind::timeout,
                  ErrorKind::system, ErrorKind::bus}) {
-    if (std::to_string(static_cast<int>(k)) == head.substr(0, colon)) kind = k;
+    if (std::to_string(static_cast<int>(k)) == kind_text) kind = k;
   }
   int err = 0;
   if (colon != std::string::npos) {

@@ -206,6 +206,15 @@ bool try_next_candidate(long err) {
   child_exec(plan);
 }
 
+// One read(2) in the parent, retried on EINTR: a pid or a failure report from the child.
+ssize_t read_retrying(int fd, void* buf, std::size_t size) {
+  ssize_t n;
+  do {
+    n = ::read(fd, buf, size);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
+
 // The stack a child that shares the parent's memory runs on: mapped by the parent, left by the
 // child at its exec (or death), which spawn() waits for before this is unmapped.
 class ChildStack {
@@ -310,10 +319,7 @@ class ChildStarter {
       }
     });
     int got = 0;
-    ssize_t n;
-    do {
-      n = ::read(started.read.get(), &got, sizeof got);
-    } while (n < 0 && errno == EINTR);
+    const ssize_t n = read_retrying(started.read.get(), &got, sizeof got);
     if (n != static_cast<ssize_t>(sizeof got)) throw_system_error("reading a child's pid", n < 0 ? errno : EIO);
     if (got > 0) return got;
     thread_.join();
@@ -386,10 +392,7 @@ void release_held(const Process& proc, cgroup::TaskCgroup& cg, UniqueFd& hold_wr
 // EOF on the report pipe means execve succeeded (the pipe is CLOEXEC); a report means it did not.
 void check_started(Process& proc, UniqueFd& report_read, const SpawnSpec& spec) {
   Report report{};
-  ssize_t n;
-  do {
-    n = ::read(report_read.get(), &report, sizeof report);
-  } while (n < 0 && errno == EINTR);
+  const ssize_t n = read_retrying(report_read.get(), &report, sizeof report);
   if (n == 0) return;
   proc.reap();
   if (n != static_cast<ssize_t>(sizeof report)) {

@@ -17,6 +17,7 @@
 #include "daemon/task_manager.hpp"
 #include "driver/shim_protocol.hpp"
 #include "support/driver_fakes.hpp"
+#include "support/held_child.hpp"
 #include "support/paused_shims.hpp"
 
 namespace runscope::daemon {
@@ -137,7 +138,7 @@ TEST_F(AManagerOfManyTasks, HoldsOneFdAndNoThreadPerRunningTask) {
   // service's threads may still hold a file of the last starts open for a moment (the state
   // writer's, a closing pipe): one fd too many once in Debian 13's CI layer. A leak stays.
   const auto fds_running = fds_before + kTasks;
-  for (int i = 0; i < 500 && count_entries("/proc/self/fd") != fds_running; ++i) std::this_thread::sleep_for(10ms);
+  testing::wait_until([&] { return count_entries("/proc/self/fd") == fds_running; }, 5s);
   EXPECT_EQ(count_entries("/proc/self/fd"), fds_running);
   EXPECT_EQ(count_entries("/proc/self/task"), threads_before);
   EXPECT_EQ(manager_->list(Caller{}).size(), static_cast<std::size_t>(kTasks));
